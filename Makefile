@@ -1,0 +1,56 @@
+# The README's commands: `make run` and `make test`.
+PYTHON_VERSION := $(shell cat .python-version)
+PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv root)/versions/$(PYTHON_VERSION)/bin/python
+ifeq ($(wildcard $(PYTHON)),)
+PYTHON := python3
+endif
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: install run test lint format migrate sample-data admin-user clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "uv>=0.9"
+
+# uv, not pip: pyproject's [tool.uv] override lets django-celery-beat install beside Django 6.1.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r pyproject.toml --extra dev
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(BIN)/python manage.py migrate --no-input
+
+sample-data: migrate
+	$(BIN)/python manage.py import_papers samples/trending-papers-page.txt
+
+# A local admin account for the embedded set-up; its password is kept in var/.
+admin-user: migrate
+	@test -s var/admin-password || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(12))" > var/admin-password
+	@DJANGO_SUPERUSER_PASSWORD=$$(cat var/admin-password) $(BIN)/python manage.py createsuperuser \
+		--no-input --username admin --email admin@localhost >/dev/null 2>&1 || true
+
+run: sample-data admin-user
+	@echo
+	@echo "Paperboy:   http://127.0.0.1:$(PORT)/"
+	@echo "Admin:      http://127.0.0.1:$(PORT)/admin/  (user admin, password $$(cat var/admin-password))"
+	@echo "Outbox:     $(CURDIR)/var/outbox/  (one .eml file per message)"
+	@echo
+	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var

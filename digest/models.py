@@ -1,0 +1,274 @@
+import hashlib
+
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from digest.text import clean_line, normalise_key
+
+
+class PaperQuerySet(models.QuerySet):
+    def visible(self):
+        return self.filter(hidden=False)
+
+    def trending(self):
+        return self.visible().order_by("-ingested_at", "-upvotes", "-pk")
+
+
+class Paper(models.Model):
+    class Source(models.TextChoices):
+        HF_PAGE = "hf-page", "Trending papers page"
+        HF_JSON = "hf-json", "Hugging Face daily papers"
+        ARXIV_ATOM = "arxiv-atom", "arXiv API"
+        MANUAL = "manual", "Added by hand"
+
+    # NULL rather than "" for papers without an id, so the partial unique constraint skips them.
+    arxiv_id = models.CharField(  # noqa: DJ001
+        "arXiv id",
+        max_length=32,
+        null=True,
+        blank=True,
+        help_text="Without the version, e.g. 2404.16789. Empty when the source gave none.",
+    )
+    arxiv_version = models.PositiveSmallIntegerField("arXiv version", null=True, blank=True)
+    title = models.CharField(max_length=500)
+    title_key = models.CharField(
+        max_length=255,
+        editable=False,
+        help_text="Normalised title; identifies papers that arrive without an arXiv id.",
+    )
+    abstract = models.TextField(blank=True)
+    authors = models.JSONField(default=list, blank=True)
+    abstract_url = models.URLField("abstract URL", max_length=500, blank=True)
+    pdf_url = models.URLField("PDF URL", max_length=500, blank=True)
+    published_on = models.DateField(null=True, blank=True)
+    upvotes = models.PositiveIntegerField(default=0, help_text="The trending signal.")
+    source = models.CharField(max_length=16, choices=Source, default=Source.MANUAL)
+    ingested_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    hidden = models.BooleanField(
+        default=False, help_text="Hidden papers are left out of the trending page and every digest."
+    )
+    featured = models.BooleanField(
+        default=False, help_text="Featured papers rank higher in digests and on the trending page."
+    )
+
+    objects = PaperQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-ingested_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["arxiv_id"],
+                condition=Q(arxiv_id__isnull=False),
+                name="paper_unique_arxiv_id",
+            ),
+            models.UniqueConstraint(
+                fields=["title_key"],
+                condition=Q(arxiv_id__isnull=True),
+                name="paper_unique_title_without_arxiv_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(arxiv_version__isnull=True) | Q(arxiv_version__gte=1),
+                name="paper_arxiv_version_positive",
+            ),
+            models.CheckConstraint(condition=~Q(title=""), name="paper_title_not_empty"),
+        ]
+        indexes = [
+            # Papers imported since a subscriber's previous digest, and the trending page.
+            models.Index(fields=["-ingested_at"], name="paper_ingested_idx"),
+            # The importer's lookup of a paper that arrives without an arXiv id.
+            models.Index(fields=["title_key"], name="paper_title_key_idx"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    def save(self, *args, **kwargs):
+        self.title = clean_line(self.title)
+        self.title_key = normalise_key(self.title)
+        if self.arxiv_id == "":
+            self.arxiv_id = None
+        super().save(*args, **kwargs)
+
+    @property
+    def url(self) -> str:
+        if self.abstract_url:
+            return self.abstract_url
+        if self.arxiv_id:
+            return f"https://arxiv.org/abs/{self.arxiv_id}"
+        return ""
+
+
+class TopicQuerySet(models.QuerySet):
+    def curated(self):
+        return self.filter(kind=Topic.Kind.CURATED)
+
+    def interests(self):
+        return self.filter(kind=Topic.Kind.INTEREST)
+
+
+class Topic(models.Model):
+    class Kind(models.TextChoices):
+        CURATED = "curated", "Curated"
+        INTEREST = "interest", "Subscriber interest"
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100, unique=True)
+    key = models.CharField(
+        max_length=100,
+        unique=True,
+        editable=False,
+        help_text="Normalised name: everyone who types the same interest shares one topic.",
+    )
+    kind = models.CharField(max_length=16, choices=Kind, default=Kind.CURATED)
+    description = models.TextField(blank=True)
+    terms = models.TextField(
+        blank=True,
+        help_text="Words or phrases that define the topic, one per line. "
+        "A paper matches when its title or abstract contains them.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TopicQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(key=""), name="topic_key_not_empty"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.name = clean_line(self.name)
+        self.key = normalise_key(self.name, max_length=100)
+        super().save(*args, **kwargs)
+
+    @property
+    def term_list(self) -> list[str]:
+        return [term for line in self.terms.splitlines() if (term := clean_line(line))]
+
+    @classmethod
+    def for_interest(cls, text: str) -> "Topic":
+        """The topic for a subscriber's free-text interest, shared by everyone who types it.
+
+        An interest that matches a curated topic's name joins that topic.
+        """
+        name = clean_line(text)[:100]
+        key = normalise_key(name, max_length=100)
+        if not key:
+            raise ValueError("an interest needs at least one letter or digit")
+        try:
+            return cls.objects.get(key=key)
+        except cls.DoesNotExist:
+            pass
+        slug = slugify(name)[:80] or "interest"
+        if cls.objects.filter(slug=slug).exists():
+            slug = f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+        try:
+            with transaction.atomic():
+                return cls.objects.create(name=name, slug=slug, kind=cls.Kind.INTEREST, terms=name)
+        except IntegrityError:
+            # Another request created it between our read and our insert.
+            return cls.objects.get(key=key)
+
+
+class Digest(models.Model):
+    class Status(models.TextChoices):
+        CLAIMED = "claimed", "Claimed"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped (nothing new)"
+        FAILED = "failed", "Failed"
+        SUPPRESSED = "suppressed", "Suppressed"
+
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="digests"
+    )
+    period = models.CharField(
+        max_length=16,
+        help_text="The subscriber's local day (2026-11-28) or ISO week (2026-W48) "
+        "this digest covers.",
+    )
+    scheduled_for = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status, default=Status.CLAIMED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-scheduled_for", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "period"], name="digest_one_per_subscriber_period"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-scheduled_for"], name="digest_status_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.subscriber} · {self.period}"
+
+
+class DigestItem(models.Model):
+    """A paper in a digest, and the ledger of what each subscriber was sent.
+
+    The subscriber is repeated from the digest so that "never the same paper
+    twice" is a unique constraint. A paper row stands for every arXiv version.
+    """
+
+    digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="items")
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="ledger"
+    )
+    paper = models.ForeignKey(Paper, on_delete=models.PROTECT, related_name="digest_items")
+    position = models.PositiveSmallIntegerField()
+    score = models.FloatField(default=0)
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["digest", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "paper"], name="ledger_paper_once_per_subscriber"
+            ),
+            models.UniqueConstraint(fields=["digest", "position"], name="digest_item_position"),
+        ]
+
+    def __str__(self):
+        return f"{self.digest} #{self.position}: {self.paper}"
+
+    def save(self, *args, **kwargs):
+        if self.subscriber_id is None:
+            self.subscriber_id = self.digest.subscriber_id
+        super().save(*args, **kwargs)
+
+
+class ImportRun(models.Model):
+    """One import of one source, kept so curators can see what came in."""
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    source = models.CharField(max_length=1000)
+    format = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=Status)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-finished_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.source} ({self.status})"

@@ -1,0 +1,46 @@
+import datetime as dt
+
+import factory
+from django.utils import timezone
+
+from digest.models import Digest, Paper, Topic
+from subscriptions.models import Subscriber
+
+
+class PaperFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Paper
+
+    title = factory.Sequence(lambda n: f"A study of sparse things, part {n}")
+    abstract = "We study sparse things and find them sparse."
+    arxiv_id = factory.Sequence(lambda n: f"2411.{n:05d}")
+    arxiv_version = 1
+    source = Paper.Source.MANUAL
+
+
+class TopicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Topic
+
+    name = factory.Sequence(lambda n: f"Topic {n}")
+    slug = factory.Sequence(lambda n: f"topic-{n}")
+    terms = "sparse things"
+
+
+class SubscriberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscriber
+
+    email = factory.Sequence(lambda n: f"reader{n}@example.org")
+    status = Subscriber.Status.ACTIVE
+    confirmed_at = factory.LazyFunction(timezone.now)
+    consent_at = factory.SelfAttribute("confirmed_at")
+
+
+class DigestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Digest
+
+    subscriber = factory.SubFactory(SubscriberFactory)
+    period = "2026-11-28"
+    scheduled_for = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(hours=1))

@@ -1,0 +1,158 @@
+"""The product's hard promises, held by the database itself."""
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from digest.importers import import_source
+from digest.models import Digest, DigestItem, Paper, Topic
+from subscriptions.models import Subscriber
+from tests.factories import DigestFactory, PaperFactory, SubscriberFactory
+
+pytestmark = pytest.mark.django_db
+
+ATOM = """<feed xmlns="http://www.w3.org/2005/Atom"><entry>
+<id>http://arxiv.org/abs/2401.04088v{version}</id><title>Mixtral of Experts</title>
+<summary>Version {version}.</summary></entry></feed>"""
+
+
+def test_a_second_digest_for_the_same_period_fails_at_the_database():
+    digest = DigestFactory(period="2026-W48")
+
+    with (
+        pytest.raises(IntegrityError, match=r"digest_one_per_subscriber_period|UNIQUE constraint"),
+        transaction.atomic(),
+    ):
+        Digest.objects.create(
+            subscriber=digest.subscriber, period="2026-W48", scheduled_for=digest.scheduled_for
+        )
+    # Another period, or another subscriber in the same period, is fine.
+    Digest.objects.create(
+        subscriber=digest.subscriber, period="2026-W49", scheduled_for=digest.scheduled_for
+    )
+    DigestFactory(period="2026-W48")
+    assert Digest.objects.count() == 3
+
+
+def test_a_paper_cannot_enter_a_subscribers_ledger_twice_in_any_version(tmp_path):
+    feed = tmp_path / "feed.xml"
+    feed.write_text(ATOM.format(version=1))
+    import_source(str(feed))
+    first = DigestFactory(period="2026-11-27")
+    DigestItem.objects.create(digest=first, paper=Paper.objects.get(), position=1)
+
+    feed.write_text(ATOM.format(version=2))
+    import_source(str(feed))
+    paper = Paper.objects.get()
+    assert paper.arxiv_version == 2
+    later = DigestFactory(subscriber=first.subscriber, period="2026-11-28")
+
+    with (
+        pytest.raises(IntegrityError, match=r"ledger_paper_once_per_subscriber|UNIQUE constraint"),
+        transaction.atomic(),
+    ):
+        DigestItem.objects.create(digest=later, paper=paper, position=1)
+    # Another subscriber may get the same paper.
+    DigestItem.objects.create(digest=DigestFactory(period="2026-11-28"), paper=paper, position=1)
+
+
+def test_the_ledger_records_the_digests_subscriber():
+    digest = DigestFactory()
+    item = DigestItem.objects.create(digest=digest, paper=PaperFactory(), position=1)
+    assert item.subscriber == digest.subscriber
+
+
+def test_an_arxiv_id_is_unique():
+    PaperFactory(arxiv_id="2401.04088")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PaperFactory(arxiv_id="2401.04088", title="Another title")
+
+
+def test_papers_without_an_arxiv_id_are_unique_by_normalised_title():
+    PaperFactory(arxiv_id=None, title="Mixtral of Experts")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PaperFactory(arxiv_id=None, title="  mixtral OF experts! ")
+    # Papers with ids may share a title (the id decides).
+    PaperFactory(arxiv_id="2401.04088", title="Mixtral of Experts")
+
+
+def test_email_addresses_are_unique_ignoring_case():
+    SubscriberFactory(email="Ada@Example.org")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SubscriberFactory(email="ada@example.ORG")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SubscriberFactory(email="ADA@example.org")
+
+
+def test_the_domain_of_an_address_is_lower_cased():
+    subscriber = SubscriberFactory(email="Ada.Lovelace@Example.ORG")
+    assert subscriber.email == "Ada.Lovelace@example.org"
+    assert Subscriber.objects.with_email("ada.lovelace@EXAMPLE.org").get() == subscriber
+
+
+def test_an_unconfirmed_subscriber_can_never_be_active():
+    with (
+        pytest.raises(IntegrityError, match=r"subscriber_active_is_confirmed|CHECK constraint"),
+        transaction.atomic(),
+    ):
+        SubscriberFactory(status=Subscriber.Status.ACTIVE, confirmed_at=None)
+    SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("send_hour", 24), ("weekday", 7), ("max_papers", 0), ("max_papers", 51)]
+)
+def test_schedule_fields_are_bounded(field, value):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SubscriberFactory(**{field: value})
+
+
+def test_due_finds_active_subscribers_whose_time_has_come():
+    from django.utils import timezone
+
+    now = timezone.now()
+    due = SubscriberFactory(next_due_at=now)
+    SubscriberFactory(next_due_at=now + timezone.timedelta(minutes=1))
+    SubscriberFactory(next_due_at=now, status=Subscriber.Status.PAUSED)
+    SubscriberFactory(next_due_at=None)
+
+    assert list(Subscriber.objects.due(now)) == [due]
+
+
+def test_everyone_who_types_the_same_interest_shares_one_topic():
+    first = Topic.for_interest("Diffusion models for proteins")
+    second = Topic.for_interest("  diffusion MODELS for proteins! ")
+
+    assert first == second
+    assert first.kind == Topic.Kind.INTEREST
+    assert first.term_list == ["Diffusion models for proteins"]
+    assert Topic.objects.interests().count() == 1
+
+
+def test_an_interest_that_names_a_curated_topic_joins_it():
+    curated = Topic.objects.get(slug="diffusion-models")
+    assert Topic.for_interest("diffusion models") == curated
+
+
+def test_interest_slugs_never_collide():
+    a = Topic.for_interest("C++")
+    b = Topic.for_interest("C")
+    assert a != b and a.slug != b.slug
+
+
+def test_an_interest_needs_a_letter_or_digit():
+    with pytest.raises(ValueError, match="at least one letter or digit"):
+        Topic.for_interest(" !!! ")
+
+
+def test_the_starter_topics_are_loaded():
+    curated = Topic.objects.curated()
+    assert 15 <= curated.count() <= 25
+    names = set(curated.values_list("name", flat=True))
+    assert {
+        "Reinforcement learning",
+        "Continual learning",
+        "In-context learning",
+        "Diffusion models",
+        "LLM agents",
+    } <= names
+    assert all(topic.term_list for topic in curated)
