@@ -42,7 +42,9 @@ def test_the_paper_list_shows_the_imported_page(admin_client, samples):
     assert response.status_code == 200
     titles = {paper.title for paper in response.context["cl"].result_list}
     assert "Continual Learning of Large Language Models: A Comprehensive Survey" in titles
-    assert all("continual" in (p.title + p.abstract).lower() for p in response.context["cl"].result_list)
+    assert all(
+        "continual" in (p.title + p.abstract).lower() for p in response.context["cl"].result_list
+    )
     assert response.context["cl"].full_result_count == 72
 
 

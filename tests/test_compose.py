@@ -68,7 +68,9 @@ def test_migrations_run_before_the_app_starts(compose):
     assert command(services["migrate"])[:3] == ["python", "manage.py", "migrate"]
     assert "migrate" in get_commands()
     for name in ["web", "worker", "beat"]:
-        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert (
+            services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        )
 
 
 def test_app_services_share_settings_that_the_settings_module_reads(compose):
