@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install run test lint format migrate sample-data admin-user clean
+.PHONY: install test-tools run test lint format migrate sample-data admin-user clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,22 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed
+
+# What the browser tests need besides Python (tests/plugins/browser.py): axe-core from
+# npm, and Debian's Chromium, which Playwright drives (it never downloads a browser here).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+/usr/bin/chromium:
+	@if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "No apt-get here: the browser tests need Chromium at $@."; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "The browser tests need Chromium: run 'sudo apt-get install chromium'."; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+test-tools: node_modules/.package-lock.json /usr/bin/chromium
 
 migrate: install
 	$(BIN)/python manage.py migrate --no-input
@@ -41,7 +57,7 @@ run: sample-data admin-user
 	@echo
 	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
-test: install
+test: install test-tools
 	$(BIN)/pytest
 
 lint: install
@@ -53,4 +69,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var node_modules
