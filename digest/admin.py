@@ -92,3 +92,20 @@ class ImportRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(DigestItem)
+class LedgerAdmin(admin.ModelAdmin):
+    """Every paper sent to every subscriber: the ledger behind "never twice"."""
+
+    list_display = ["subscriber", "paper", "digest", "position", "score", "reason"]
+    list_select_related = ["subscriber", "paper", "digest"]
+    search_fields = ["subscriber__email", "paper__title", "paper__arxiv_id"]
+    raw_id_fields = ["digest", "subscriber", "paper"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -233,6 +233,8 @@ class DigestItem(models.Model):
 
     class Meta:
         ordering = ["digest", "position"]
+        verbose_name = "ledger entry"
+        verbose_name_plural = "ledger"
         constraints = [
             models.UniqueConstraint(
                 fields=["subscriber", "paper"], name="ledger_paper_once_per_subscriber"

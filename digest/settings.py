@@ -6,6 +6,7 @@ the variables documented in the README to run in production.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -163,6 +164,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 PAPERBOY_FEED_URLS = env.http_urls("PAPERBOY_FEED_URLS")
 PAPERBOY_FETCH_TIMEOUT = env.int("PAPERBOY_FETCH_TIMEOUT", 30, min_value=1)
 PAPERBOY_MAX_IMPORT_BYTES = env.int("PAPERBOY_MAX_IMPORT_BYTES", 20_000_000, min_value=1)
+
+# Signup abuse limits, counted in the cache (Redis in production).
+PAPERBOY_SIGNUPS_PER_IP_PER_HOUR = env.int("PAPERBOY_SIGNUPS_PER_IP_PER_HOUR", 20, min_value=1)
+PAPERBOY_SIGNUPS_PER_ADDRESS_PER_HOUR = env.int(
+    "PAPERBOY_SIGNUPS_PER_ADDRESS_PER_HOUR", 3, min_value=1
+)
+# How many reverse proxies in front of the web server append to X-Forwarded-For.
+PAPERBOY_TRUSTED_PROXIES = env.int("PAPERBOY_TRUSTED_PROXIES", 0, min_value=0)
+# The mailto: form of List-Unsubscribe (routed to the inbound webhook in production).
+PAPERBOY_UNSUBSCRIBE_MAILTO = env.str(
+    "PAPERBOY_UNSUBSCRIBE_MAILTO", f"unsubscribe@{urlsplit(SITE_URL).hostname}"
+)
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from digest import views
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("", views.trending, name="trending"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("", include("subscriptions.urls")),
 ]

@@ -1,3 +1,4 @@
+import uuid
 import zoneinfo
 from functools import cache
 
@@ -59,6 +60,12 @@ class Subscriber(models.Model):
         SUNDAY = 6
 
     email = models.EmailField(max_length=254)
+    key = models.UUIDField(
+        default=uuid.uuid4,
+        unique=True,
+        editable=False,
+        help_text="The secret behind this subscriber's signed links. Never shown.",
+    )
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
     topics = models.ManyToManyField("digest.Topic", related_name="subscribers", blank=True)
     frequency = models.CharField(max_length=8, choices=Frequency, default=Frequency.DAILY)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.plugins.smtp", "tests.plugins.browser"]
+
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
@@ -31,3 +33,24 @@ def feed_server(tmp_path):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(autouse=True)
+def eager_celery(request):
+    """Tasks run in the test's own process, unless the test starts a real worker."""
+    if request.node.get_closest_marker("celery_worker"):
+        yield
+        return
+    from digest.celery import app
+
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = app.conf.task_eager_propagates = False
+
+
+@pytest.fixture(autouse=True)
+def generous_rate_limits(settings):
+    """Counts live in a cache shared by the whole run (Redis in CI): tests that check
+    the limits lower them and use addresses and IPs of their own."""
+    settings.PAPERBOY_SIGNUPS_PER_IP_PER_HOUR = 10_000
+    settings.PAPERBOY_SIGNUPS_PER_ADDRESS_PER_HOUR = 10_000

@@ -66,6 +66,8 @@ class Migration(migrations.Migration):
             ],
             options={
                 "ordering": ["digest", "position"],
+                "verbose_name": "ledger entry",
+                "verbose_name_plural": "ledger",
             },
         ),
         migrations.CreateModel(

@@ -1,0 +1,111 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from digest.models import Topic
+from digest.text import clean_line, has_control_characters, normalise_key
+from subscriptions.models import MAX_PAPERS_LIMIT, Subscriber, _timezones, normalise_email
+
+MAX_INTERESTS = 10
+MAX_INTEREST_LENGTH = 80
+
+HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]
+
+
+class PreferencesForm(forms.Form):
+    topics = forms.ModelMultipleChoiceField(
+        queryset=Topic.objects.curated(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Topics",
+    )
+    interests = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Your own interests",
+        help_text="Comma-separated keywords or phrases, e.g. protein folding, graph transformers.",
+    )
+    frequency = forms.ChoiceField(
+        choices=Subscriber.Frequency.choices,
+        widget=forms.RadioSelect,
+        initial=Subscriber.Frequency.DAILY,
+        label="How often",
+    )
+    weekday = forms.TypedChoiceField(
+        choices=Subscriber.Weekday.choices,
+        coerce=int,
+        initial=Subscriber.Weekday.MONDAY,
+        label="Day (weekly digests)",
+    )
+    send_hour = forms.TypedChoiceField(choices=HOUR_CHOICES, coerce=int, initial=8, label="At")
+    timezone = forms.ChoiceField(initial="UTC", label="Time zone")
+    max_papers = forms.IntegerField(
+        min_value=1, max_value=MAX_PAPERS_LIMIT, initial=10, label="Papers per digest, at most"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["timezone"].choices = [(name, name) for name in sorted(_timezones())]
+
+    def clean_interests(self) -> list[str]:
+        raw = self.cleaned_data["interests"]
+        if has_control_characters(raw):
+            raise ValidationError("Interests cannot contain control characters.")
+        interests, seen = [], set()
+        for part in raw.split(","):
+            text = clean_line(part)
+            if not text:
+                continue
+            if len(text) > MAX_INTEREST_LENGTH:
+                raise ValidationError(
+                    f"Keep each interest under {MAX_INTEREST_LENGTH} characters: “{text[:30]}…”."
+                )
+            key = normalise_key(text)
+            if not key:
+                raise ValidationError(f"“{text}” needs at least one letter or digit.")
+            if key not in seen:
+                seen.add(key)
+                interests.append(text)
+        if len(interests) > MAX_INTERESTS:
+            raise ValidationError(f"Choose at most {MAX_INTERESTS} interests.")
+        return interests
+
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            not cleaned.get("topics")
+            and not cleaned.get("interests")
+            and not self.has_error("interests")
+        ):
+            raise ValidationError("Pick at least one topic or type an interest.", code="no_topics")
+        return cleaned
+
+
+class SignupForm(PreferencesForm):
+    email = forms.EmailField(max_length=254, label="Email address")
+    # A field people never see and bots fill in.
+    website = forms.CharField(required=False, label="Leave this field empty")
+
+    field_order = ["email"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["email"].widget.attrs.update(
+            autocomplete="email", placeholder="you@example.org"
+        )
+        self.fields["website"].widget.attrs.update(tabindex="-1", autocomplete="off")
+        # paperboy.js swaps UTC for the browser's zone; without JavaScript, UTC stays.
+        self.fields["timezone"].widget.attrs["data-browser-timezone"] = ""
+
+    def clean_email(self) -> str:
+        # Checked on the raw value: the field has already stripped surrounding whitespace,
+        # and a line break anywhere is an attempt to inject mail headers.
+        raw = str(self.data.get("email", ""))
+        if any(ord(char) < 32 or char in "\x7f\u2028\u2029" for char in raw):
+            raise ValidationError(
+                "An email address cannot contain line breaks or control characters."
+            )
+        return normalise_email(self.cleaned_data["email"])
+
+    @property
+    def is_bot(self) -> bool:
+        return bool(self.cleaned_data.get("website"))

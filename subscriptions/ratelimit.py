@@ -1,0 +1,33 @@
+"""Fixed-window rate limits in the Django cache (Redis in production)."""
+
+import hashlib
+import time
+
+from django.core.cache import cache
+
+
+def exceeded(scope: str, identity: str, limit: int, window: int = 3600) -> bool:
+    """Count one attempt for ``identity``; True once it is over ``limit`` in this window."""
+    # Hash the identity so that addresses never sit in the cache in clear.
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    key = f"ratelimit:{scope}:{digest}:{int(time.time() // window)}"
+    if cache.add(key, 1, window):
+        return limit < 1
+    try:
+        return cache.incr(key) > limit
+    except ValueError:  # the key expired between add() and incr()
+        cache.set(key, 1, window)
+        return limit < 1
+
+
+def client_ip(request) -> str:
+    """The client's address, trusting X-Forwarded-For only as far as our own proxies."""
+    from django.conf import settings
+
+    proxies = settings.PAPERBOY_TRUSTED_PROXIES
+    if proxies:
+        forwarded = [ip.strip() for ip in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [ip for ip in forwarded if ip]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR", "")

@@ -1,0 +1,27 @@
+from celery import shared_task
+
+from digest import emails
+from subscriptions.models import Subscriber
+
+
+def _send(task, send, subscriber_id: int, statuses) -> None:
+    subscriber = Subscriber.objects.filter(pk=subscriber_id, status__in=statuses).first()
+    if subscriber is None:
+        return  # confirmed, deleted or suppressed since the request: nothing to say
+    try:
+        send(subscriber)
+    except Exception as exc:
+        if not emails.is_transient(exc):
+            raise
+        raise task.retry(exc=exc, countdown=emails.backoff(task.request.retries)) from exc
+
+
+@shared_task(bind=True, name="subscriptions.send_confirmation", max_retries=5)
+def send_confirmation(self, subscriber_id: int) -> None:
+    _send(self, emails.send_confirmation, subscriber_id, [Subscriber.Status.PENDING])
+
+
+@shared_task(bind=True, name="subscriptions.send_manage_link", max_retries=5)
+def send_manage_link(self, subscriber_id: int) -> None:
+    statuses = [Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED]
+    _send(self, emails.send_manage_link, subscriber_id, statuses)

@@ -1,0 +1,51 @@
+"""Signed, opaque links: the only way a subscriber proves who they are.
+
+A token signs the subscriber's random key (never the primary key) with a salt
+per purpose, so a confirmation token cannot be used as an unsubscribe token and
+nothing in a token can be edited into another subscriber's.
+"""
+
+from enum import StrEnum
+
+from django.core import signing
+
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+
+
+class Purpose(StrEnum):
+    CONFIRM = "confirm"
+    MANAGE = "manage"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+# Confirmation links expire; manage and unsubscribe links in old emails must keep working.
+MAX_AGE = {Purpose.CONFIRM: CONFIRM_MAX_AGE, Purpose.MANAGE: None, Purpose.UNSUBSCRIBE: None}
+
+
+class BadToken(Exception):
+    def __init__(self, expired: bool = False):
+        self.expired = expired
+
+
+def _signer(purpose: Purpose) -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=f"paperboy.subscriptions.{purpose}")
+
+
+def make_token(subscriber, purpose: Purpose) -> str:
+    return _signer(purpose).sign(subscriber.key.hex)
+
+
+def read_token(token: str, purpose: Purpose):
+    """The subscriber a token was made for; BadToken if forged, expired or unknown."""
+    from subscriptions.models import Subscriber
+
+    try:
+        key = _signer(purpose).unsign(token, max_age=MAX_AGE[purpose])
+    except signing.SignatureExpired:
+        raise BadToken(expired=True) from None
+    except signing.BadSignature:
+        raise BadToken() from None
+    try:
+        return Subscriber.objects.get(key=key)
+    except (Subscriber.DoesNotExist, ValueError):
+        raise BadToken() from None
