@@ -36,13 +36,16 @@ class PreferencesForm(forms.Form):
         initial=Subscriber.Weekday.MONDAY,
         label="Day (weekly digests)",
     )
-    send_hour = forms.TypedChoiceField(choices=HOUR_CHOICES, coerce=int, initial=8, label="At")
+    send_hour = forms.TypedChoiceField(
+        choices=HOUR_CHOICES, coerce=int, initial=8, label="Send at (your time)"
+    )
     timezone = forms.ChoiceField(initial="UTC", label="Time zone")
     max_papers = forms.IntegerField(
         min_value=1, max_value=MAX_PAPERS_LIMIT, initial=10, label="Papers per digest, at most"
     )
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.fields["timezone"].choices = [(name, name) for name in sorted(_timezones())]
 

@@ -1,5 +1,6 @@
 import functools
 import http.server
+import importlib
 import threading
 from pathlib import Path
 
@@ -54,3 +55,14 @@ def generous_rate_limits(settings):
     the limits lower them and use addresses and IPs of their own."""
     settings.PAPERBOY_SIGNUPS_PER_IP_PER_HOUR = 10_000
     settings.PAPERBOY_SIGNUPS_PER_ADDRESS_PER_HOUR = 10_000
+
+
+@pytest.fixture
+def starter_topics(django_db_blocker):
+    """The curated topics of the data migration, for transactional tests: each of those
+    ends by emptying every table, migration data included."""
+    from django.apps import apps
+
+    migration = importlib.import_module("digest.migrations.0003_starter_topics")
+    with django_db_blocker.unblock():
+        migration.add_topics(apps, None)
