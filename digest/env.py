@@ -57,6 +57,15 @@ class Env:
             raise self._error(name, f"must be at least {min_value}, got {value}")
         return value
 
+    def float(self, name: str, default: float) -> float:
+        raw = self.str(name)
+        if not raw:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise self._error(name, f"expected a number, got {raw!r}") from None
+
     def list(self, name: str, default: list[str] | None = None) -> list[str]:
         raw = self.str(name)
         if not raw:

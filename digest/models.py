@@ -176,6 +176,55 @@ class Topic(models.Model):
             return cls.objects.get(key=key)
 
 
+class PaperTopicQuerySet(models.QuerySet):
+    def matching(self):
+        """Scores that put a paper in a topic: over the threshold or pinned, never
+        excluded, never a hidden paper."""
+        from django.conf import settings
+
+        return self.filter(
+            Q(score__gte=settings.PAPERBOY_MATCH_THRESHOLD)
+            | Q(curation=PaperTopic.Curation.PINNED),
+            paper__hidden=False,
+        ).exclude(curation=PaperTopic.Curation.EXCLUDED)
+
+
+class PaperTopic(models.Model):
+    """A paper scored against a topic, once per paper and topic (never per subscriber)."""
+
+    class Curation(models.TextChoices):
+        NONE = "", "As scored"
+        PINNED = "pinned", "Pinned to the topic"
+        EXCLUDED = "excluded", "Excluded from the topic"
+
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="topic_scores")
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="paper_scores")
+    score = models.FloatField(default=0)
+    matched_terms = models.JSONField(default=list, blank=True)
+    curation = models.CharField(
+        max_length=16,
+        choices=Curation,
+        blank=True,
+        default=Curation.NONE,
+        help_text="A curator's decision, which scoring never overrides.",
+    )
+    scored_at = models.DateTimeField(auto_now=True)
+
+    objects = PaperTopicQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["paper", "topic"], name="paper_topic_unique"),
+        ]
+        indexes = [
+            # Composing a digest: the papers matched by a subscriber's topics.
+            models.Index(fields=["topic", "paper"], name="paper_topic_topic_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.paper} · {self.topic} ({self.score:.2f})"
+
+
 class Digest(models.Model):
     class Status(models.TextChoices):
         CLAIMED = "claimed", "Claimed"

@@ -165,6 +165,9 @@ PAPERBOY_FEED_URLS = env.http_urls("PAPERBOY_FEED_URLS")
 PAPERBOY_FETCH_TIMEOUT = env.int("PAPERBOY_FETCH_TIMEOUT", 30, min_value=1)
 PAPERBOY_MAX_IMPORT_BYTES = env.int("PAPERBOY_MAX_IMPORT_BYTES", 20_000_000, min_value=1)
 
+# A paper belongs to a topic when its score reaches this (see digest/matching.py).
+PAPERBOY_MATCH_THRESHOLD = env.float("PAPERBOY_MATCH_THRESHOLD", 1.0)
+
 # Signup abuse limits, counted in the cache (Redis in production).
 PAPERBOY_SIGNUPS_PER_IP_PER_HOUR = env.int("PAPERBOY_SIGNUPS_PER_IP_PER_HOUR", 20, min_value=1)
 PAPERBOY_SIGNUPS_PER_ADDRESS_PER_HOUR = env.int(
