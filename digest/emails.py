@@ -5,11 +5,17 @@ Each email is three templates: emails/<name>-subject.txt, -body.txt and -body.ht
 
 import random
 import smtplib
+from functools import cache
+from urllib.parse import urlsplit
 
+import css_inline
 from django.conf import settings
 from django.core import mail
 from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.text import Truncator
 
+from digest import links as digest_links
 from subscriptions import links
 
 
@@ -47,6 +53,70 @@ def send_manage_link(subscriber) -> None:
         "unsubscribe_url": links.unsubscribe_url(subscriber)
     }
     build("manage", subscriber.email, context).send()
+
+
+@cache
+def _inliner() -> css_inline.CSSInliner:
+    # Keep the <style> block too: clients that support media queries (dark mode,
+    # narrow screens) use it, the others use the inlined styles.
+    return css_inline.CSSInliner(keep_style_tags=True)
+
+
+def site_domain() -> str:
+    return urlsplit(settings.SITE_URL).hostname or "localhost"
+
+
+def digest_context(digest, picks, reasons: list[str] | None = None) -> dict:
+    """Everything the digest templates show, evaluated up front: templates never query.
+
+    ``reasons`` replaces each pick's reason, for a digest shown again from its ledger.
+    """
+    subscriber = digest.subscriber
+    reasons = reasons or [pick.reason for pick in picks]
+    papers = [
+        {
+            "title": pick.paper.title,
+            "url": pick.paper.url,
+            "authors": Truncator(", ".join(pick.paper.authors)).chars(160),
+            "snippet": Truncator(pick.paper.abstract).words(60),
+            "reason": reason,
+            "upvotes": pick.paper.upvotes,
+            "featured": pick.paper.featured,
+            "up_url": digest_links.feedback_url(subscriber, pick.paper, 1),
+            "down_url": digest_links.feedback_url(subscriber, pick.paper, -1),
+        }
+        for pick, reason in zip(picks, reasons, strict=True)
+    ]
+    local_date = timezone.localtime(digest.scheduled_for, subscriber.zoneinfo).date()
+    return {
+        "papers": papers,
+        "date": local_date,
+        "weekly": subscriber.frequency == "weekly",
+        "view_url": digest_links.view_url(digest),
+        "manage_url": links.manage_url(subscriber),
+        "unsubscribe_url": links.unsubscribe_url(subscriber),
+        "site_url": settings.SITE_URL,
+    }
+
+
+def render_digest(digest, picks, reasons: list[str] | None = None) -> tuple[str, str, str]:
+    subject, text, html = render("digest", digest_context(digest, picks, reasons))
+    return subject, text, _inliner().inline(html)
+
+
+def build_digest(digest, picks) -> mail.EmailMultiAlternatives:
+    subject, text, html = render_digest(digest, picks)
+    domain = site_domain()
+    headers = links.list_unsubscribe_headers(digest.subscriber) | {
+        "List-Id": f"Paperboy digest <digest.{domain}>",
+        "Auto-Submitted": "auto-generated",
+        "Message-ID": mail.make_msgid("digest", domain=domain),
+    }
+    message = mail.EmailMultiAlternatives(
+        subject, text, settings.DIGEST_FROM_EMAIL, [digest.subscriber.email], headers=headers
+    )
+    message.attach_alternative(html, "text/html")
+    return message
 
 
 def is_transient(exc: BaseException) -> bool:

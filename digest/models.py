@@ -228,6 +228,7 @@ class PaperTopic(models.Model):
 class Digest(models.Model):
     class Status(models.TextChoices):
         CLAIMED = "claimed", "Claimed"
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         SKIPPED = "skipped", "Skipped (nothing new)"
         FAILED = "failed", "Failed"
@@ -279,6 +280,9 @@ class DigestItem(models.Model):
     position = models.PositiveSmallIntegerField()
     score = models.FloatField(default=0)
     reason = models.CharField(max_length=500, blank=True)
+    topic_ids = models.JSONField(
+        default=list, blank=True, help_text="The subscriber's topics this paper matched."
+    )
 
     class Meta:
         ordering = ["digest", "position"]
@@ -298,6 +302,36 @@ class DigestItem(models.Model):
         if self.subscriber_id is None:
             self.subscriber_id = self.digest.subscriber_id
         super().save(*args, **kwargs)
+
+
+class Feedback(models.Model):
+    """A subscriber's 👍 or 👎 on a paper from a digest; it tilts their later digests
+    towards or away from the topics the paper matched."""
+
+    class Vote(models.IntegerChoices):
+        UP = 1, "👍"
+        DOWN = -1, "👎"
+
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="feedback"
+    )
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="feedback")
+    vote = models.SmallIntegerField(choices=Vote)
+    topic_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "feedback"
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "paper"], name="feedback_once_per_paper"),
+            models.CheckConstraint(
+                condition=Q(vote__in=[1, -1]), name="feedback_vote_is_up_or_down"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.subscriber} {self.get_vote_display()} {self.paper}"
 
 
 class ImportRun(models.Model):

@@ -130,6 +130,8 @@ STORAGES = {
 MAILERS = env.mailers("EMAIL_URL", default_outbox=VAR_DIR / "outbox")
 ANYMAIL = env.anymail()
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Paperboy <hello@localhost>")
+# Digests come from their own address, apart from transactional mail (confirmations).
+DIGEST_FROM_EMAIL = env.str("DIGEST_FROM_EMAIL", "Paperboy digest <digest@localhost>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 
 # Celery ----------------------------------------------------------------------
@@ -157,6 +159,19 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Tests and side-by-side deployments give their processes a queue of their own.
+CELERY_TASK_DEFAULT_QUEUE = env.str("PAPERBOY_QUEUE", "celery")
+# A task is acknowledged only after it finished, and a worker killed mid-task puts it
+# back on the queue: no digest batch is lost with a worker. Redelivery never sends twice,
+# because a batch only sends digests it moves from "claimed" to "sending" itself.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Batches are long and uneven: take one at a time, so an idle process can take the next.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers an unacknowledged task after this many seconds. It must outlast the
+# longest batch and the longest retry countdown (an hour, see digest.emails.backoff),
+# or a slow batch would run twice (harmless for sending, but wasted work).
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 2 * 3600
 
 # Paperboy --------------------------------------------------------------------
 # Feeds fetched by the "Import paper feeds" periodic task (edit its schedule in

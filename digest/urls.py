@@ -7,9 +7,15 @@ admin.site.site_header = "Paperboy"
 admin.site.site_title = "Paperboy admin"
 admin.site.index_title = "Curation"
 
+digest_patterns = [
+    path("feedback/<str:token>/", views.feedback, name="feedback"),
+    path("digests/<str:token>/", views.view_digest, name="view"),
+]
+
 urlpatterns = [
     path("", views.trending, name="trending"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("", include((digest_patterns, "digest"))),
     path("", include("subscriptions.urls")),
 ]

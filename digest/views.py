@@ -5,8 +5,11 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from digest.models import Paper, Topic
+from digest import emails, links
+from digest.compose import Pick, record_feedback
+from digest.models import Digest, Paper, Topic
 from subscriptions.forms import SignupForm
+from subscriptions.models import Subscriber
 
 PAPERS_PER_PAGE = 25
 
@@ -39,3 +42,49 @@ def healthz(request):
     except Exception:  # any database failure means "unhealthy", never a 500 page
         return HttpResponse("database unavailable", status=503, content_type="text/plain")
     return JsonResponse({"status": "ok"})
+
+
+def _bad_link(request):
+    return render(request, "subscriptions/bad_link.html", {"expired": False}, status=404)
+
+
+def feedback(request, token):
+    """👍/👎 from a digest: recorded on GET (one click from the mail), idempotent."""
+    data = links.read(token, links.FEEDBACK_SALT)
+    if data is None or data.get("v") not in (1, -1):
+        return _bad_link(request)
+    subscriber = Subscriber.objects.filter(key=data.get("s")).first()
+    paper = Paper.objects.filter(pk=data.get("p")).first() if subscriber else None
+    if paper is None:
+        return _bad_link(request)
+    record_feedback(subscriber, paper, data["v"])
+    return render(request, "digest/feedback.html", {"paper": paper, "vote": data["v"]})
+
+
+def view_digest(request, token):
+    """The digest as it was mailed, for readers whose mail client mangles it."""
+    data = links.read(token, links.VIEW_SALT)
+    digest = None
+    if data is not None:
+        digest = (
+            Digest.objects.select_related("subscriber")
+            .filter(pk=data.get("d"), subscriber__key=data.get("s"))
+            .first()
+        )
+    if digest is None:
+        return _bad_link(request)
+    items = list(digest.items.select_related("paper"))
+    if not items:
+        return _bad_link(request)
+    topics = {t.pk: t for t in digest.subscriber.topics.all()}
+    picks = [
+        Pick(
+            paper=item.paper,
+            relevance=item.score,
+            topics=[topics[t] for t in item.topic_ids if t in topics],
+            score=item.score,
+        )
+        for item in items
+    ]
+    _, _, html = emails.render_digest(digest, picks, reasons=[item.reason for item in items])
+    return HttpResponse(html)

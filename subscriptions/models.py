@@ -126,3 +126,7 @@ class Subscriber(models.Model):
     def save(self, *args, **kwargs):
         self.email = normalise_email(self.email)
         super().save(*args, **kwargs)
+
+    @property
+    def zoneinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)

@@ -44,3 +44,13 @@ class DigestFactory(factory.django.DjangoModelFactory):
     subscriber = factory.SubFactory(SubscriberFactory)
     period = "2026-11-28"
     scheduled_for = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(hours=1))
+
+
+def match(paper, topic, score=2.0, terms=("sparse things",), **fields):
+    """A stored score that puts ``paper`` in ``topic``."""
+    from digest.models import PaperTopic
+
+    row, _ = PaperTopic.objects.update_or_create(
+        paper=paper, topic=topic, defaults={"score": score, "matched_terms": list(terms), **fields}
+    )
+    return row

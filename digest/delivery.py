@@ -1,0 +1,199 @@
+"""The scheduling pass and the sending of digests.
+
+Exactly once per period rests on two database facts, not on Celery: a digest row is
+unique per subscriber and period, and only the process whose conditional UPDATE
+moved a subscriber's next_due_at may create it. A batch then sends only the digests
+it moves from "claimed" to "sending" itself, so a duplicated tick, a second beat, a
+redelivered or retried task never sends a digest twice.
+"""
+
+import datetime as dt
+import logging
+import smtplib
+from dataclasses import dataclass, field
+
+from anymail.exceptions import AnymailRecipientsRefused
+from django.core import mail
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from digest import emails
+from digest.compose import compose
+from digest.models import Digest, DigestItem
+from subscriptions.models import Subscriber
+from subscriptions.schedule import next_due, period_key
+
+log = logging.getLogger(__name__)
+
+CLAIM_PAGE = 500
+SEND_BATCH = 100
+# A claimed digest no task has picked up for this long was lost (say, a crash between
+# claiming and enqueuing); the next pass enqueues it again.
+STALE_CLAIM = dt.timedelta(minutes=30)
+
+
+def claim(subscriber: Subscriber, now: dt.datetime) -> Digest | None:
+    """Claim the subscriber's due period, or None if another process already did."""
+    due = subscriber.next_due_at
+    with transaction.atomic():
+        moved = Subscriber.objects.filter(
+            pk=subscriber.pk, status=Subscriber.Status.ACTIVE, next_due_at=due
+        ).update(next_due_at=next_due(subscriber, max(now, due)))
+        if moved != 1:
+            return None
+        try:
+            with transaction.atomic():
+                return Digest.objects.create(
+                    subscriber=subscriber, period=period_key(subscriber, due), scheduled_for=due
+                )
+        except IntegrityError:
+            # This period already has its digest (the subscriber moved their hour within it).
+            return None
+
+
+def claim_due(now: dt.datetime) -> list[int]:
+    """Claim every due subscriber, a page at a time (keyset pagination, bounded memory)."""
+    claimed: list[int] = []
+    last_pk = 0
+    while page := list(
+        Subscriber.objects.due(now).filter(pk__gt=last_pk).order_by("pk")[:CLAIM_PAGE]
+    ):
+        last_pk = page[-1].pk
+        claimed += [digest.pk for subscriber in page if (digest := claim(subscriber, now))]
+    return claimed
+
+
+def stale_claims(now: dt.datetime) -> list[int]:
+    return list(
+        Digest.objects.filter(
+            status=Digest.Status.CLAIMED, created_at__lt=now - STALE_CLAIM
+        ).values_list("pk", flat=True)[:10_000]
+    )
+
+
+def batches(ids: list[int], size: int = SEND_BATCH) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+@dataclass
+class BatchResult:
+    sent: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    last_error: str = ""
+
+
+def _start(digest_id: int) -> Digest | None:
+    """Move a claimed digest to "sending"; None if another task has it."""
+    moved = Digest.objects.filter(pk=digest_id, status=Digest.Status.CLAIMED).update(
+        status=Digest.Status.SENDING, attempts=F("attempts") + 1
+    )
+    if moved != 1:
+        return None
+    return Digest.objects.select_related("subscriber").get(pk=digest_id)
+
+
+def _finish(digest: Digest, status: str, error: str = "", **fields) -> None:
+    Digest.objects.filter(pk=digest.pk).update(status=status, last_error=error[:2000], **fields)
+
+
+def _prepare(digest: Digest, now: dt.datetime):
+    """Compose and record the ledger; the message to send, or None when there is none."""
+    subscriber = digest.subscriber
+    if subscriber.status == Subscriber.Status.SUPPRESSED:
+        _finish(digest, Digest.Status.SUPPRESSED)
+        return None
+    if subscriber.status != Subscriber.Status.ACTIVE:
+        _finish(digest, Digest.Status.SKIPPED, "the subscriber is no longer active")
+        return None
+    picks = compose(subscriber, until=now, digest=digest)
+    if not picks:
+        _finish(digest, Digest.Status.SKIPPED)
+        return None
+    with transaction.atomic():
+        DigestItem.objects.bulk_create(
+            DigestItem(
+                digest=digest,
+                subscriber=subscriber,
+                paper=pick.paper,
+                position=position,
+                score=pick.score,
+                reason=pick.reason,
+                topic_ids=[topic.pk for topic in pick.topics],
+            )
+            for position, pick in enumerate(picks, 1)
+        )
+    return emails.build_digest(digest, picks)
+
+
+def _permanent_recipient_failure(exc: BaseException) -> bool:
+    if isinstance(exc, AnymailRecipientsRefused):
+        return True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return any(code >= 500 for code, _ in exc.recipients.values())
+    return False
+
+
+def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchResult:
+    """Send the claimed digests among ``digest_ids`` over one connection."""
+    now = now or timezone.now()
+    result = BatchResult()
+    prepared = []
+    for digest_id in digest_ids:
+        digest = _start(digest_id)
+        if digest is None:
+            continue
+        message = _prepare(digest, now)
+        if message is None:
+            result.skipped.append(digest.pk)
+        else:
+            prepared.append((digest, message))
+    if not prepared:
+        return result
+    with mail.mailers.default as connection:
+        for digest, message in prepared:
+            try:
+                connection.send_messages([message])
+            except Exception as exc:
+                _failed(digest, exc, result)
+                # smtplib drops the connection on some errors (a 421, say); the next
+                # message then opens a new one instead of failing on a dead socket.
+                connection.close()
+            else:
+                _finish(
+                    digest,
+                    Digest.Status.SENT,
+                    message_id=message.extra_headers["Message-ID"],
+                    sent_at=timezone.now(),
+                )
+                result.sent.append(digest.pk)
+    return result
+
+
+def _failed(digest: Digest, exc: Exception, result: BatchResult) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    result.last_error = error
+    if emails.is_transient(exc):
+        # Back to "claimed" for the retry; its ledger is rebuilt when it is composed again.
+        DigestItem.objects.filter(digest=digest).delete()
+        _finish(digest, Digest.Status.CLAIMED, error)
+        result.retry.append(digest.pk)
+        return
+    DigestItem.objects.filter(digest=digest).delete()
+    _finish(digest, Digest.Status.FAILED, error)
+    result.failed.append(digest.pk)
+    if _permanent_recipient_failure(exc):
+        Subscriber.objects.filter(pk=digest.subscriber_id).update(
+            status=Subscriber.Status.SUPPRESSED, next_due_at=None
+        )
+    log.warning("digest %s to subscriber %s failed: %s", digest.pk, digest.subscriber_id, error)
+
+
+def give_up(digest_ids: list[int], error: str) -> None:
+    """After the last retry: failed, so that no later pass picks them up again."""
+    DigestItem.objects.filter(digest__in=digest_ids).delete()
+    Digest.objects.filter(pk__in=digest_ids, status=Digest.Status.CLAIMED).update(
+        status=Digest.Status.FAILED, last_error=f"gave up after retries: {error}"[:2000]
+    )

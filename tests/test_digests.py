@@ -1,0 +1,297 @@
+"""Composing and sending digests: ledger, ranking, skipping, headers, links, SMTP faults."""
+
+import datetime as dt
+import re
+from urllib.parse import urlsplit
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.management import call_command
+
+from digest import delivery
+from digest.compose import compose
+from digest.importers import import_source
+from digest.models import Digest, DigestItem, Feedback, Paper, PaperTopic
+from subscriptions.models import Subscriber
+from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, match
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 11, 28, 8, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def reader(settings):
+    settings.SITE_URL = "https://papers.example"
+    settings.PAPERBOY_UNSUBSCRIBE_MAILTO = "unsubscribe@papers.example"
+    topic = TopicFactory(name="Replay methods", slug="replay-test", terms="replay buffer")
+    subscriber = SubscriberFactory(email="ada@example.org", next_due_at=NOW, max_papers=3)
+    subscriber.topics.add(topic)
+    return subscriber, topic
+
+
+def new_paper(topic, score=2.0, hours_ago=2, **fields):
+    paper = PaperFactory(ingested_at=NOW - dt.timedelta(hours=hours_ago), **fields)
+    match(paper, topic, score=score, terms=["replay buffer"])
+    return paper
+
+
+def send_due():
+    return delivery.send_batch(delivery.claim_due(NOW), now=NOW)
+
+
+class TestComposition:
+    def test_it_picks_new_matching_papers_ranked_and_capped(self, reader):
+        subscriber, topic = reader
+        low = new_paper(topic, score=1.1)
+        high = new_paper(topic, score=5.0)
+        trending = new_paper(topic, score=1.1, upvotes=400)
+        featured = new_paper(topic, score=1.1, featured=True)
+        new_paper(topic, hours_ago=30)  # before the window: first digest looks back one day
+        PaperFactory(ingested_at=NOW - dt.timedelta(hours=1))  # matches nothing
+
+        picks = compose(subscriber, until=NOW)
+
+        assert [p.paper for p in picks] == [high, trending, featured]
+        assert low not in [p.paper for p in picks]
+        assert picks[0].reason == "Replay methods; 'replay buffer'"
+
+    def test_hidden_excluded_and_unmatched_papers_stay_out_pinned_ones_go_in(self, reader):
+        subscriber, topic = reader
+        new_paper(topic, hidden=True)
+        excluded = new_paper(topic)
+        PaperTopic.objects.filter(paper=excluded).update(curation="excluded")
+        pinned = PaperFactory(ingested_at=NOW - dt.timedelta(hours=1))
+        match(pinned, topic, score=0.1, curation="pinned")
+
+        assert [p.paper for p in compose(subscriber, until=NOW)] == [pinned]
+
+    def test_papers_already_sent_in_any_version_never_come_back(self, reader, tmp_path):
+        subscriber, topic = reader
+        feed = tmp_path / "feed.xml"
+        entry = (
+            "<entry><id>http://arxiv.org/abs/2401.04088v{v}</id>"
+            "<title>Mixtral of Experts</title></entry>"
+        )
+        with time_machine.travel(NOW - dt.timedelta(days=2), tick=False):
+            feed.write_text(f"<feed xmlns='http://www.w3.org/2005/Atom'>{entry.format(v=1)}</feed>")
+            import_source(str(feed))
+        paper = Paper.objects.get()
+        match(paper, topic)
+        earlier = Digest.objects.create(
+            subscriber=subscriber, period="2026-11-26", scheduled_for=NOW - dt.timedelta(days=2)
+        )
+        DigestItem.objects.create(digest=earlier, paper=paper, position=1)
+
+        feed.write_text(f"<feed xmlns='http://www.w3.org/2005/Atom'>{entry.format(v=2)}</feed>")
+        import_source(str(feed))  # version 2 of the same paper: updated, same row
+        Paper.objects.update(ingested_at=NOW - dt.timedelta(hours=1))
+
+        assert compose(subscriber, until=NOW) == []
+
+    def test_the_window_starts_at_the_previous_digest(self, reader):
+        subscriber, topic = reader
+        Digest.objects.create(
+            subscriber=subscriber, period="2026-11-27", scheduled_for=NOW - dt.timedelta(hours=5)
+        )
+        old = new_paper(topic, hours_ago=6)
+        fresh = new_paper(topic, hours_ago=4)
+
+        picks = [p.paper for p in compose(subscriber, until=NOW)]
+
+        assert fresh in picks and old not in picks
+
+    def test_feedback_lifts_liked_topics_and_sinks_disliked_ones(self, reader):
+        subscriber, liked = reader
+        disliked = TopicFactory(name="Diffusion", slug="diffusion-test")
+        subscriber.topics.add(disliked)
+        a = new_paper(liked, score=2.0)
+        b = new_paper(disliked, score=2.5)
+        assert [p.paper for p in compose(subscriber, until=NOW)] == [b, a]
+
+        Feedback.objects.create(
+            subscriber=subscriber, paper=PaperFactory(), vote=1, topic_ids=[liked.pk]
+        )
+        Feedback.objects.create(
+            subscriber=subscriber, paper=PaperFactory(), vote=-1, topic_ids=[disliked.pk]
+        )
+
+        assert [p.paper for p in compose(subscriber, until=NOW)] == [a, b]
+
+
+class TestSending:
+    def test_nothing_new_sends_no_email_and_records_the_period_as_skipped(self, reader):
+        result = send_due()
+
+        assert mail.outbox == []
+        digest = Digest.objects.get()
+        assert (digest.status, result.skipped) == (Digest.Status.SKIPPED, [digest.pk])
+
+    def test_a_digest_is_sent_once_and_its_papers_enter_the_ledger(self, reader):
+        subscriber, topic = reader
+        papers = [new_paper(topic, score=s) for s in (3, 2, 1.5)]
+
+        send_due()
+        send_due()
+
+        [message] = mail.outbox
+        assert message.to == ["ada@example.org"]
+        digest = Digest.objects.get()
+        assert digest.status == Digest.Status.SENT
+        assert digest.message_id == message.extra_headers["Message-ID"]
+        assert list(
+            DigestItem.objects.filter(subscriber=subscriber).values_list("paper", flat=True)
+        ) == [p.pk for p in papers]
+
+    def test_a_redelivered_batch_sends_nothing_twice(self, reader):
+        _, topic = reader
+        new_paper(topic)
+        ids = delivery.claim_due(NOW)
+
+        delivery.send_batch(ids, now=NOW)
+        delivery.send_batch(ids, now=NOW)
+
+        assert len(mail.outbox) == 1
+
+    def test_a_subscriber_who_unsubscribed_after_the_claim_gets_nothing(self, reader):
+        subscriber, topic = reader
+        new_paper(topic)
+        ids = delivery.claim_due(NOW)
+        Subscriber.objects.filter(pk=subscriber.pk).update(status=Subscriber.Status.UNSUBSCRIBED)
+
+        delivery.send_batch(ids, now=NOW)
+
+        assert mail.outbox == []
+        assert Digest.objects.get().status == Digest.Status.SKIPPED
+
+    def test_the_send_command_dry_run_prints_and_sends_nothing(self, reader, capsys):
+        _, topic = reader
+        new_paper(topic, title="Replay buffers, revisited")
+
+        with time_machine.travel(NOW, tick=False):
+            call_command("send_digests", "--dry-run")
+
+        out = capsys.readouterr().out
+        assert "ada@example.org: 1 paper(s)" in out
+        assert "Replay buffers, revisited" in out
+        assert "why: Replay methods; 'replay buffer'" in out
+        assert mail.outbox == [] and Digest.objects.count() == 0
+
+    def test_the_send_command_sends_in_process(self, reader, capsys):
+        _, topic = reader
+        new_paper(topic)
+
+        with time_machine.travel(NOW, tick=False):
+            call_command("send_digests")
+            call_command("send_digests")
+
+        assert len(mail.outbox) == 1
+        assert "1 digests claimed: 1 sent" in capsys.readouterr().out
+
+    def test_preview_writes_html_and_text_and_records_nothing(self, reader, tmp_path):
+        _, topic = reader
+        new_paper(topic, title="A previewed paper")
+
+        with time_machine.travel(NOW, tick=False):
+            call_command("preview_digest", "ada@example.org", "--output", str(tmp_path))
+
+        html = next(tmp_path.glob("*.html")).read_text()
+        assert "A previewed paper" in html and 'style="' in html
+        assert "A previewed paper" in next(tmp_path.glob("*.txt")).read_text()
+        assert Digest.objects.count() == 0 and DigestItem.objects.count() == 0
+
+
+class TestOverSMTP:
+    """Through a real SMTP server on loopback, parsing what a mail client would see."""
+
+    def test_the_message_has_both_parts_every_header_and_signed_absolute_links(
+        self, reader, smtp_mailer, client
+    ):
+        _, topic = reader
+        new_paper(topic, title="Offline <Experience> Replay", upvotes=7, authors=["Ada Lovelace"])
+
+        send_due()
+
+        [received] = smtp_mailer.wait_for(1)
+        message = received.parsed
+        assert message["To"] == "ada@example.org"
+        assert message["From"] == "Paperboy digest <digest@localhost>"
+        assert message["Auto-Submitted"] == "auto-generated"
+        assert message["List-Id"] == "Paperboy digest <digest.papers.example>"
+        assert re.fullmatch(r"<[^@>]+@papers\.example>", message["Message-ID"])
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        https, mailto = [p.strip(" <>") for p in message["List-Unsubscribe"].split(",")]
+        assert https.startswith("https://papers.example/unsubscribe/")
+        assert mailto.startswith("mailto:unsubscribe@papers.example?subject=unsubscribe")
+        assert "Offline <Experience> Replay" in message["Subject"]
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert "Offline <Experience> Replay" in text
+        assert "Offline &lt;Experience&gt; Replay" in html and "<Experience>" not in html
+        assert "Why: Replay methods; 'replay buffer'" in text
+        assert 'style="' in html, "CSS is inlined for mail clients"
+
+        links = set(re.findall(r'href="([^"]+)"', html))
+        ours = {link for link in links if link.startswith("https://papers.example/")}
+        assert ours, links
+        assert all(link.startswith(("https://", "http://arxiv", "https://arxiv")) for link in links)
+        kinds = {urlsplit(link).path.split("/")[1] for link in ours}
+        assert kinds == {"feedback", "digests", "manage", "unsubscribe"}
+        for link in ours:
+            assert client.get(urlsplit(link).path).status_code == 200, link
+        assert https in links or https.replace("&", "&amp;") in html
+
+        up = next(link for link in ours if "/feedback/" in link)
+        client.get(urlsplit(up).path)
+        client.get(urlsplit(up).path)
+        assert Feedback.objects.get().topic_ids == [topic.pk]
+
+    def test_a_421_is_retried_without_resending_what_went_out(
+        self, reader, smtp_mailer, django_capture_on_commit_callbacks
+    ):
+        from digest.celery import app
+
+        # Eager Celery runs the retry at once; the Retry it raises afterwards is its signal.
+        # (The eager_celery fixture puts the setting back.)
+        app.conf.task_eager_propagates = False
+        _, topic = reader
+        for i in range(2):
+            extra = SubscriberFactory(email=f"extra{i}@example.org", next_due_at=NOW)
+            extra.topics.add(topic)
+        new_paper(topic)
+        smtp_mailer.fail_next(1, "421 4.3.0 Try again later")
+
+        from digest.tasks import schedule_digests
+
+        with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
+            schedule_digests.delay()
+
+        received = smtp_mailer.wait_for(3)
+        assert sorted(m.rcpt_tos[0] for m in received) == [
+            "ada@example.org",
+            "extra0@example.org",
+            "extra1@example.org",
+        ]
+        assert set(Digest.objects.values_list("status", flat=True)) == {Digest.Status.SENT}
+        assert sorted(Digest.objects.values_list("attempts", flat=True)) == [1, 1, 2]
+
+    def test_a_refused_recipient_fails_that_digest_and_suppresses_the_address(
+        self, reader, smtp_mailer
+    ):
+        subscriber, topic = reader
+        other = SubscriberFactory(email="ok@example.org", next_due_at=NOW)
+        other.topics.add(topic)
+        new_paper(topic)
+        smtp_mailer.refuse_recipient("ada@example.org", "550 5.1.1 No such user")
+
+        result = send_due()
+
+        assert [m.rcpt_tos for m in smtp_mailer.wait_for(1)] == [("ok@example.org",)]
+        failed = Digest.objects.get(subscriber=subscriber)
+        assert failed.status == Digest.Status.FAILED and "550" in failed.last_error
+        assert result.failed == [failed.pk]
+        subscriber.refresh_from_db()
+        assert subscriber.status == Subscriber.Status.SUPPRESSED
+        assert not DigestItem.objects.filter(subscriber=subscriber).exists()
+        assert send_due().sent == []
