@@ -295,3 +295,44 @@ class TestOverSMTP:
         assert subscriber.status == Subscriber.Status.SUPPRESSED
         assert not DigestItem.objects.filter(subscriber=subscriber).exists()
         assert send_due().sent == []
+
+
+class TestFeedbackAndViewLinks:
+    def test_a_vote_is_recorded_once_and_can_be_changed(self, reader, client):
+        from digest.links import feedback_url
+
+        subscriber, _ = reader
+        paper = PaperFactory(title="Liked paper")
+        up = urlsplit(feedback_url(subscriber, paper, 1)).path
+        down = urlsplit(feedback_url(subscriber, paper, -1)).path
+
+        first, again = client.get(up), client.get(up)
+        assert (first.status_code, again.status_code) == (200, 200)
+        assert b"Thanks for the feedback" in first.content
+        assert Feedback.objects.get().vote == 1
+        client.get(down)
+        assert Feedback.objects.get().vote == -1
+
+    def test_forged_feedback_and_view_links_are_refused(self, reader, client):
+        from django.core import signing
+
+        from digest.links import FEEDBACK_SALT, VIEW_SALT, feedback_url, view_url
+
+        subscriber, _ = reader
+        paper = PaperFactory()
+        digest = Digest.objects.create(subscriber=subscriber, period="p", scheduled_for=NOW)
+        other = SubscriberFactory()
+        forged = [
+            feedback_url(subscriber, paper, 1)[:-3] + "xx/",
+            "/feedback/"
+            + signing.dumps({"s": other.key.hex, "p": paper.pk, "v": 5}, salt=FEEDBACK_SALT)
+            + "/",
+            "/feedback/"
+            + signing.dumps({"s": other.key.hex, "p": paper.pk, "v": 1}, salt=VIEW_SALT)
+            + "/",
+            "/digests/" + signing.dumps({"s": other.key.hex, "d": digest.pk}, salt=VIEW_SALT) + "/",
+            view_url(digest)[:-3] + "A/",
+        ]
+        for link in forged:
+            assert client.get(urlsplit(link).path).status_code == 404, link
+        assert Feedback.objects.count() == 0
