@@ -1,4 +1,5 @@
 import hashlib
+from urllib.parse import urlencode
 
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
@@ -94,11 +95,14 @@ class Paper(models.Model):
 
     @property
     def url(self) -> str:
+        """The paper's page on arXiv; a title search there when no source gave its id."""
         if self.abstract_url:
             return self.abstract_url
         if self.arxiv_id:
             return f"https://arxiv.org/abs/{self.arxiv_id}"
-        return ""
+        return (
+            f"https://arxiv.org/search/?{urlencode({'query': self.title, 'searchtype': 'title'})}"
+        )
 
 
 class TopicQuerySet(models.QuerySet):

@@ -32,6 +32,16 @@ def test_the_trending_page_is_paginated(client, samples):
     assert beyond.status_code == 200
 
 
+def test_a_paper_without_an_arxiv_id_links_to_an_arxiv_title_search(client):
+    PaperFactory(title="Mixtral of Experts", arxiv_id=None)
+
+    response = client.get(reverse("trending"))
+
+    assert b'href="https://arxiv.org/search/?query=Mixtral+of+Experts&amp;searchtype=title"' in (
+        response.content
+    )
+
+
 def test_titles_from_imports_are_escaped(client):
     PaperFactory(title="<script>alert(1)</script> attention")
 
