@@ -12,12 +12,14 @@ def exceeded(scope: str, identity: str, limit: int, window: int = 3600) -> bool:
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
     key = f"ratelimit:{scope}:{digest}:{int(time.time() // window)}"
     if cache.add(key, 1, window):
-        return limit < 1
-    try:
-        return cache.incr(key) > limit
-    except ValueError:  # the key expired between add() and incr()
-        cache.set(key, 1, window)
-        return limit < 1
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the key expired between add() and incr()
+            cache.set(key, 1, window)
+            count = 1
+    return count > limit
 
 
 def client_ip(request) -> str:
