@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from digest.matching import score_papers
 from digest.models import ImportRun, Paper
 from digest.text import clean_line, normalise_key
 
@@ -416,6 +417,7 @@ def store(
     records: list[PaperRecord], source: str, progress: Callable[[Iterable], Iterable] = iter
 ) -> ImportSummary:
     summary = ImportSummary()
+    changed: list[Paper] = []
     with transaction.atomic():
         for record in progress(records):
             paper = _find(record)
@@ -424,11 +426,15 @@ def store(
                 _merge(paper, record)
                 paper.save()
                 summary.created += 1
+                changed.append(paper)
             elif _merge(paper, record):
                 paper.save()
                 summary.updated += 1
+                changed.append(paper)
             else:
                 summary.unchanged += 1
+        # Inside the transaction: a failed scoring leaves no unscored papers behind.
+        score_papers(changed)
     return summary
 
 

@@ -18,6 +18,7 @@ STARTER_TOPICS = [
             "reward function",
             "Markov decision process",
             "deep RL",
+            "RL",
         ],
     ),
     (
@@ -26,6 +27,7 @@ STARTER_TOPICS = [
         "Learning from a stream of tasks without forgetting the earlier ones.",
         [
             "continual learning",
+            "continual",
             "lifelong learning",
             "catastrophic forgetting",
             "incremental learning",
@@ -66,6 +68,7 @@ STARTER_TOPICS = [
         [
             "LLM agent",
             "language agent",
+            "language model agent",
             "autonomous agent",
             "tool use",
             "web navigation",
@@ -117,6 +120,8 @@ STARTER_TOPICS = [
             "vision-language model",
             "multimodal LLM",
             "multimodal large language model",
+            "multi-modal LLM",
+            "multi-modal large language model",
             "VLM",
             "CLIP",
             "image captioning",
@@ -158,8 +163,10 @@ STARTER_TOPICS = [
             "preference optimization",
             "direct preference optimization",
             "reward model",
-            "alignment",
+            "aligning language models",
+            "alignment of large language models",
             "human preferences",
+            "learning from human feedback",
         ],
     ),
     (
@@ -183,10 +190,11 @@ STARTER_TOPICS = [
         [
             "LoRA",
             "low-rank adaptation",
+            "parameter-efficient fine-tuning",
             "parameter-efficient",
+            "PEFT",
             "adapter",
             "prompt tuning",
-            "fine-tuning",
         ],
     ),
     (

@@ -1,0 +1,455 @@
+"""Scoring papers against topics.
+
+Every paper is scored once against every topic when it is imported, and recent papers
+are rescored against a topic when it is created or its terms change. The scores are
+stored in ``PaperTopic``, so composing a digest is a lookup: the work grows with
+papers x topics, never with subscribers. Scoring is plain Python and the writes are
+bulk upserts, so it runs the same on SQLite and PostgreSQL.
+
+How a paper scores against a topic
+----------------------------------
+A topic is its terms, one phrase per line. Title and abstract are cut into tokens at
+every character that is not a letter or digit ("in-context" is "in", "context"), and
+each token is stemmed with the Snowball English stemmer, so "replay buffers" matches
+the term "replay buffer" (a few words Snowball would fold into others keep their
+own stem: "agentic", "continual", "alignment", "adapter"). A term of several words
+is a phrase: it matches only where its stemmed tokens stand next to each other, in
+that order. A phrase found inside a longer matched phrase of the same topic counts
+once, for the longer one: "offline reinforcement learning" is not also a hit for
+"reinforcement learning".
+
+For each term that matches, BM25-style::
+
+    x    = TITLE_WEIGHT * title_hits + abstract_hits * norm
+    norm = 1 / (1 - B + B * max(abstract_tokens, MIN_ABSTRACT_TOKENS) / AVG_ABSTRACT_TOKENS)
+    term = TERM_WEIGHT * x * (K1 + 1) / (x + K1)
+
+and the topic's score is the sum over its terms, rounded to 4 places. The saturation
+(K1) means a paper that repeats a term ten times is not ten times as relevant; the
+normalisation (B) means a mention in a long abstract counts for less than one in a
+short one, down to a floor (MIN_ABSTRACT_TOKENS) so that a one-line summary does not
+turn a single mention into a match.
+
+There is no corpus IDF: every term has the same weight (TERM_WEIGHT). An IDF would
+make a paper's score depend on which other papers happen to be stored, so scores
+would drift with every import, a re-import would not leave them unchanged, and
+``preview()`` could not promise the stored numbers. The curator's choice of terms
+stands in for it.
+
+TERM_WEIGHT puts the threshold (``PAPERBOY_MATCH_THRESHOLD``, 1.0) where a reader
+would, for an abstract of average length: one term in the title matches (1.18); a
+term the abstract names once does not (0.75; at most 0.92 in the shortest abstract),
+twice does (1.03), as do two different terms once each (1.5).
+
+Acronyms
+--------
+A term token written with two or more capitals ("RL", "LLM", "RAG", "CLIP", "LoRA")
+is an acronym: it is not stemmed and matches only a whole paper token that is also
+written with two or more capitals, ignoring case and a plural "s" ("LLMs", "VLMs").
+So "RAG" never matches "rag" or "storage", and "CLIP" (the model) never matches
+"clip" or "clips" in a video paper. A subscriber who types "clip" in lower case asks
+for the word, which matches "clip", "clips" and "CLIP" alike. A term typed entirely
+in capitals with several words ("WORLD MODELS") is read as words, not acronyms.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from digest.models import Paper, PaperTopic, Topic
+from digest.text import clean_line
+
+# Creating a topic or changing its terms rescores papers ingested within this window;
+# older papers no longer go into digests, so their scores are left as they were.
+RESCORE_WINDOW = dt.timedelta(days=30)
+
+TITLE_WEIGHT = 3.0  # a title hit counts as three abstract hits (before saturation)
+K1 = 1.2  # term-frequency saturation, the usual BM25 value
+B = 0.75  # how much abstract length normalises, the usual BM25 value
+AVG_ABSTRACT_TOKENS = 180  # about the average of arXiv abstracts (the sample's is 188)
+# Shorter abstracts (a one-line summary) count as this long, so that a single mention
+# never decides on its own.
+MIN_ABSTRACT_TOKENS = 100
+TERM_WEIGHT = 0.75  # a fixed IDF; see the module docstring
+WRITE_BATCH = 500
+
+_TOKEN = re.compile(r"[^\W_]+[+#]*")  # "+" and "#" stay, as in digest.text: C++, C#
+_BRITISH = re.compile(r"isation(s?)$")
+
+# Snowball folds these into words with another meaning: "agentic" -> "agent" (every
+# RL agent), "continual" -> "continu" (as "continuous"), "alignment" -> "align" (as
+# "aligned decision"), "adapter" -> "adapt" (as "adaptation").
+_STEM_EXCEPTIONS = {
+    "agentic": "agentic",
+    "continual": "continual",
+    "continually": "continual",
+    "alignment": "alignment",
+    "alignments": "alignment",
+    "adapter": "adapter",
+    "adapters": "adapter",
+}
+
+_local = threading.local()
+
+
+def _stemmer():
+    # Snowball stemmers keep state between calls, so each thread gets its own.
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    """A lower-case word's stem; British -isation spellings stem as American ones."""
+    if word in _STEM_EXCEPTIONS:
+        return _STEM_EXCEPTIONS[word]
+    return _stemmer().stemWord(_BRITISH.sub(r"ization\1", word))
+
+
+def _capitals(token: str) -> int:
+    return sum(1 for char in token if char.isupper())
+
+
+@lru_cache(maxsize=200_000)
+def _acronym(token: str) -> str | None:
+    """The acronym key of a paper token written with two or more capitals: "LLMs",
+    "LoRA", "CLIP". Keys start with a NUL so they never equal a stem."""
+    if _capitals(token) < 2:
+        return None
+    if token.endswith("s") and len(token) > 2:
+        token = token[:-1]
+    return "\0" + token.upper()
+
+
+@lru_cache(maxsize=200_000)
+def _token_keys(token: str) -> tuple[str, ...]:
+    stem = _stem(token.casefold())
+    acronym = _acronym(token)
+    return (stem, acronym) if acronym else (stem,)
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text))
+
+
+def _compile_term(term: str) -> tuple[str, ...]:
+    """The keys a term's tokens must match, in order; empty when it has no words."""
+    tokens = _tokens(term)
+    shouted = len(tokens) > 1 and all(token.upper() == token for token in tokens)
+    keys = []
+    for token in tokens:
+        # A long single word in capitals ("TRANSFORMERS") is a word typed loudly.
+        is_acronym = (
+            not shouted and _capitals(token) >= 2 and (len(token) <= 5 or token.upper() != token)
+        )
+        keys.append(_acronym(token) if is_acronym else _stem(token.casefold()))
+    return tuple(keys)
+
+
+# Where a term starts in the title and in the abstract.
+_Hits = tuple[tuple[int, ...], tuple[int, ...]]
+_PAIR = "\1"  # joins two adjacent keys; no key contains it
+
+
+def _entry(term: tuple[str, ...]) -> str:
+    """What a term is looked up by: its first two keys, which rule out most phrases
+    before their positions are compared."""
+    return term[0] if len(term) == 1 else term[0] + _PAIR + term[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """A title or abstract: the keys at each token position and where each key is."""
+
+    keys: tuple[tuple[str, ...], ...]
+    where: dict[str, list[int]]  # by _entry(): each key, and each pair of adjacent keys
+
+    @classmethod
+    def of(cls, text: str) -> _Field:
+        keys = tuple(_token_keys(token) for token in _tokens(text))
+        where: dict[str, list[int]] = defaultdict(list)
+        for position, token_keys in enumerate(keys):
+            for key in token_keys:
+                where[key].append(position)
+            if position + 1 < len(keys):
+                for key in token_keys:
+                    for following in keys[position + 1]:
+                        where[key + _PAIR + following].append(position)
+        return cls(keys, dict(where))
+
+    def starts(self, term: tuple[str, ...], entry: str) -> tuple[int, ...]:
+        """Where the phrase starts: each of its keys at consecutive positions."""
+        positions = self.where.get(entry)
+        if not positions:
+            return ()
+        if len(term) <= 2:
+            return tuple(positions)
+        last = len(self.keys) - len(term)
+        return tuple(
+            start
+            for start in positions
+            if start <= last
+            and all(key in self.keys[start + i] for i, key in enumerate(term[2:], 2))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    """A paper's title and abstract, tokenised once and scored against many topics."""
+
+    title: _Field
+    abstract: _Field
+    norm: float
+
+    @classmethod
+    def of(cls, title: str, abstract: str) -> _Document:
+        abstract_field = _Field.of(abstract or "")
+        length = max(len(abstract_field.keys), MIN_ABSTRACT_TOKENS)
+        norm = 1.0 / (1.0 - B + B * length / AVG_ABSTRACT_TOKENS)
+        return cls(_Field.of(title or ""), abstract_field, norm)
+
+    @property
+    def entries(self) -> set[str]:
+        return self.title.where.keys() | self.abstract.where.keys()
+
+    def hits(self, term: tuple[str, ...], entry: str) -> _Hits | None:
+        title, abstract = self.title.starts(term, entry), self.abstract.starts(term, entry)
+        return (title, abstract) if title or abstract else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Topic:
+    """A topic's distinct terms, compiled; ``labels`` are the terms as written."""
+
+    terms: tuple[tuple[str, ...], ...]
+    labels: tuple[str, ...]
+    entries: tuple[str, ...]
+
+    @classmethod
+    def of(cls, term_list: Iterable[str]) -> _Topic:
+        terms, labels, seen = [], [], set()
+        for label in term_list:
+            term = _compile_term(label)
+            # "LLM" and "LLMs" are one term: counting both would score it twice.
+            if term and term not in seen:
+                seen.add(term)
+                terms.append(term)
+                labels.append(label)
+        return cls(tuple(terms), tuple(labels), tuple(_entry(term) for term in terms))
+
+
+def _counts(topic: _Topic, hits: dict[int, _Hits], field: int) -> dict[int, int]:
+    """Occurrences per term in one field, where a phrase inside a longer matched phrase
+    counts once, for the longer one: "offline reinforcement learning" is not also a
+    hit for "reinforcement learning", nor "recommendation systems" for both
+    "recommender system" and "recommendation"."""
+    spans = [
+        (start, start + len(topic.terms[index]), index)
+        for index, found in hits.items()
+        for start in found[field]
+    ]
+    counts: dict[int, int] = defaultdict(int)
+    for start, end, index in spans:
+        covered = any(
+            other_start <= start
+            and end <= other_end
+            and (other_end - other_start > end - start or other_index < index)
+            for other_start, other_end, other_index in spans
+            if other_index != index
+        )
+        if not covered:
+            counts[index] += 1
+    return counts
+
+
+def _combine(topic: _Topic, document: _Document, hits: dict[int, _Hits]) -> tuple[float, list[str]]:
+    """The score for a topic's term hits, and its matched terms, best first.
+
+    Both the direct and the indexed path end here and sum in term order, so preview()
+    gives the very floats that are stored.
+    """
+    if len(hits) == 1:
+        # Most interests are a single phrase: no other term can cover it, and a sum of
+        # one value is that value, so this is the general path's result, only faster.
+        [(index, (title_starts, abstract_starts))] = hits.items()
+        x = TITLE_WEIGHT * len(title_starts) + len(abstract_starts) * document.norm
+        return round(TERM_WEIGHT * x * (K1 + 1) / (x + K1), 4), [topic.labels[index]]
+    title, abstract = _counts(topic, hits, 0), _counts(topic, hits, 1)
+    contributions = []
+    for index in sorted(title.keys() | abstract.keys()):
+        x = TITLE_WEIGHT * title.get(index, 0) + abstract.get(index, 0) * document.norm
+        contributions.append((TERM_WEIGHT * x * (K1 + 1) / (x + K1), index))
+    total = round(sum(value for value, _ in contributions), 4)
+    best_first = sorted(contributions, key=lambda item: (-item[0], item[1]))
+    return total, [topic.labels[index] for _, index in best_first]
+
+
+def _score_document(document: _Document, topic: _Topic) -> tuple[float, list[str]]:
+    hits = {}
+    for index, (term, entry) in enumerate(zip(topic.terms, topic.entries, strict=True)):
+        if found := document.hits(term, entry):
+            hits[index] = found
+    return _combine(topic, document, hits)
+
+
+def score(paper: Paper, topic: Topic) -> tuple[float, list[str]]:
+    """How well ``paper`` fits ``topic``, and the topic's terms that matched, best first.
+
+    Pure: reads ``paper.title``, ``paper.abstract`` and ``topic.term_list`` only. A
+    score of ``settings.PAPERBOY_MATCH_THRESHOLD`` or more puts the paper in the topic.
+    """
+    document = _Document.of(paper.title, paper.abstract)
+    return _score_document(document, _Topic.of(topic.term_list))
+
+
+class _Index:
+    """Many topics' terms, indexed by their first one or two keys, so a paper is only
+    checked against the phrases that could start somewhere in its text."""
+
+    def __init__(self, topics: Iterable[tuple[int, _Topic]]):
+        self.topics: dict[int, _Topic] = {}
+        self.by_entry: dict[str, list[tuple[int, int, tuple[str, ...]]]] = defaultdict(list)
+        for topic_id, compiled in topics:
+            self.topics[topic_id] = compiled
+            for index, (term, entry) in enumerate(
+                zip(compiled.terms, compiled.entries, strict=True)
+            ):
+                self.by_entry[entry].append((topic_id, index, term))
+
+    def scores(self, document: _Document) -> dict[int, tuple[float, list[str]]]:
+        """Scores above zero, by topic id."""
+        hits: dict[int, dict[int, _Hits]] = defaultdict(dict)
+        for entry in document.entries & self.by_entry.keys():
+            for topic_id, index, term in self.by_entry[entry]:
+                if found := document.hits(term, entry):
+                    hits[topic_id][index] = found
+        scores = {}
+        for topic_id, topic_hits in hits.items():
+            total, terms = _combine(self.topics[topic_id], document, topic_hits)
+            if total > 0:
+                scores[topic_id] = (total, terms)
+        return scores
+
+
+def preview(
+    topic_terms: list[str], papers: Iterable[Paper]
+) -> list[tuple[Paper, float, list[str]]]:
+    """What a topic with these terms would score, without writing anything.
+
+    Returns the papers scoring above zero, best first, with their matched terms: the
+    rows scoring would store, with the same numbers. Those at or above
+    ``settings.PAPERBOY_MATCH_THRESHOLD`` would match.
+    """
+    term_list = [
+        term for text in topic_terms for line in text.splitlines() if (term := clean_line(line))
+    ]
+    topic = _Topic.of(term_list)
+    results = []
+    for paper in papers:
+        total, terms = _score_document(_Document.of(paper.title, paper.abstract), topic)
+        if total > 0:
+            results.append((paper, total, terms))
+    results.sort(key=lambda row: -row[1])
+    return results
+
+
+def _write(
+    scored: dict[tuple[int, int], tuple[float, list[str]]], existing: QuerySet[PaperTopic]
+) -> int:
+    """Upsert the scored rows and settle the existing ones, in one transaction.
+
+    ``existing`` is every stored row the scoring covered. Curated rows stay whatever
+    their score (a pin must survive a score of 0); other rows that scored 0 go. The
+    upsert never names ``curation``, so a curator's decision is never overwritten.
+    """
+    rows = [
+        PaperTopic(paper_id=paper_id, topic_id=topic_id, score=total, matched_terms=terms)
+        for (paper_id, topic_id), (total, terms) in scored.items()
+    ]
+    stale = []
+    for pk, paper_id, topic_id, curation in existing.values_list(
+        "pk", "paper_id", "topic_id", "curation"
+    ):
+        if (paper_id, topic_id) in scored:
+            continue
+        if curation:
+            rows.append(PaperTopic(paper_id=paper_id, topic_id=topic_id, score=0.0))
+        else:
+            stale.append(pk)
+    with transaction.atomic():
+        for start in range(0, len(stale), WRITE_BATCH):
+            # A curator may have pinned or excluded one since it was read: keep those.
+            PaperTopic.objects.filter(
+                pk__in=stale[start : start + WRITE_BATCH], curation=PaperTopic.Curation.NONE
+            ).delete()
+        PaperTopic.objects.bulk_create(
+            rows,
+            batch_size=WRITE_BATCH,
+            update_conflicts=True,
+            unique_fields=["paper", "topic"],
+            update_fields=["score", "matched_terms", "scored_at"],
+        )
+    return len(rows)
+
+
+def score_papers(papers: Iterable[Paper]) -> int:
+    """Score saved papers against every topic and store the results.
+
+    Each paper is tokenised once, and topics are indexed by the first one or two keys
+    of each term, so a paper is only checked against the terms that could occur in
+    it. Rows scoring 0 are not stored, and stored ones that now score 0 are deleted
+    unless a curator pinned or excluded them. Returns the number of rows written
+    (created or updated).
+    """
+    # The last instance of a paper is its saved state (a source may list it twice).
+    papers = list({paper.pk: paper for paper in papers if paper.pk is not None}.values())
+    if not papers:
+        return 0
+    index = _Index(
+        (topic.pk, _Topic.of(topic.term_list))
+        for topic in Topic.objects.only("pk", "terms").order_by("pk")
+    )
+    written = 0
+    with transaction.atomic():
+        for start in range(0, len(papers), WRITE_BATCH):
+            batch = papers[start : start + WRITE_BATCH]
+            scored = {
+                (paper.pk, topic_id): result
+                for paper in batch
+                for topic_id, result in index.scores(
+                    _Document.of(paper.title, paper.abstract)
+                ).items()
+            }
+            existing = PaperTopic.objects.filter(paper_id__in=[paper.pk for paper in batch])
+            written += _write(scored, existing)
+    return written
+
+
+def rescore_topic(topic: Topic, since: dt.datetime | None = None) -> int:
+    """Score papers ingested since ``since`` (default: RESCORE_WINDOW ago) against one
+    topic and store the results. Returns the number of rows written."""
+    if since is None:
+        since = timezone.now() - RESCORE_WINDOW
+    compiled = _Topic.of(topic.term_list)
+    papers = Paper.objects.filter(ingested_at__gte=since).only("pk", "title", "abstract")
+    scored = {}
+    for paper in papers.order_by("pk").iterator(chunk_size=WRITE_BATCH):
+        total, terms = _score_document(_Document.of(paper.title, paper.abstract), compiled)
+        if total > 0:
+            scored[(paper.pk, topic.pk)] = (total, terms)
+    existing = PaperTopic.objects.filter(topic=topic, paper__ingested_at__gte=since)
+    return _write(scored, existing)

@@ -1,0 +1,41 @@
+"""Rescoring recent papers when a topic is created or its terms change."""
+
+from django.db.models.signals import post_save, pre_save
+
+from digest.matching import rescore_topic
+from digest.models import Topic
+
+
+def connect() -> None:
+    """Called from DigestConfig.ready()."""
+    pre_save.connect(note_term_change, sender=Topic, dispatch_uid="digest.note_term_change")
+    post_save.connect(rescore_after_save, sender=Topic, dispatch_uid="digest.rescore_after_save")
+
+
+def note_term_change(sender, instance: Topic, raw: bool, update_fields=None, **kwargs) -> None:
+    """Tell rescore_after_save whether this save changes the topic's terms.
+
+    One primary-key read per save of an existing topic, so renaming a topic or editing
+    its description does not rescore a month of papers.
+    """
+    if raw:
+        return
+    if update_fields is not None and "terms" not in update_fields:
+        instance._terms_changed = False
+    elif instance._state.adding or instance.pk is None:
+        instance._terms_changed = True
+    else:
+        before = sender.objects.filter(pk=instance.pk).values_list("terms", flat=True).first()
+        instance._terms_changed = (
+            before is None or Topic(terms=before).term_list != instance.term_list
+        )
+
+
+def rescore_after_save(sender, instance: Topic, created: bool, raw: bool, **kwargs) -> None:
+    """A new topic, or one whose terms changed, is scored against recent papers."""
+    # A fixture (a raw save) brings its topics' stored scores along, or none at all.
+    if raw:
+        return
+    if created or getattr(instance, "_terms_changed", True):
+        rescore_topic(instance)
+    instance._terms_changed = False
