@@ -78,7 +78,8 @@ class TestComposition:
             feed.write_text(f"<feed xmlns='http://www.w3.org/2005/Atom'>{entry.format(v=1)}</feed>")
             import_source(str(feed))
         paper = Paper.objects.get()
-        match(paper, topic)
+        # Pinned, so that rescoring the new version keeps the paper in the topic.
+        match(paper, topic, curation="pinned")
         earlier = Digest.objects.create(
             subscriber=subscriber, period="2026-11-26", scheduled_for=NOW - dt.timedelta(days=2)
         )
@@ -88,6 +89,7 @@ class TestComposition:
         import_source(str(feed))  # version 2 of the same paper: updated, same row
         Paper.objects.update(ingested_at=NOW - dt.timedelta(hours=1))
 
+        assert PaperTopic.objects.matching().filter(paper=paper, topic=topic).exists()
         assert compose(subscriber, until=NOW) == []
 
     def test_the_window_starts_at_the_previous_digest(self, reader):
