@@ -9,6 +9,7 @@ from functools import cache
 from urllib.parse import urlsplit
 
 import css_inline
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core import mail
 from django.template.loader import render_to_string
@@ -120,7 +121,13 @@ def build_digest(digest, picks) -> mail.EmailMultiAlternatives:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: the server or network may do better later (SMTP 4xx, timeouts)."""
+    """Worth retrying: the server or network may do better later (SMTP 4xx, timeouts,
+    an ESP's 429 or 5xx)."""
+    if isinstance(exc, AnymailRecipientsRefused):
+        return False
+    if isinstance(exc, AnymailAPIError):
+        status = exc.status_code
+        return status is None or status == 429 or status >= 500  # None: no response at all
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(400 <= code < 500 for code, _ in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPResponseException):

@@ -338,3 +338,46 @@ class TestFeedbackAndViewLinks:
         for link in forged:
             assert client.get(urlsplit(link).path).status_code == 404, link
         assert Feedback.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        ("smtp-421", True),
+        ("smtp-451-recipient", True),
+        ("smtp-550-recipient", False),
+        ("smtp-554-data", False),
+        ("disconnected", True),
+        ("timeout", True),
+        ("esp-429", True),
+        ("esp-503", True),
+        ("esp-no-response", True),
+        ("esp-400", False),
+        ("esp-refused", False),
+    ],
+)
+def test_transient_errors_are_told_from_permanent_ones(error, transient):
+    import smtplib
+
+    from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+
+    from digest.emails import is_transient
+
+    exc = {
+        "smtp-421": smtplib.SMTPDataError(421, b"Try again later"),
+        "smtp-451-recipient": smtplib.SMTPRecipientsRefused(
+            {"a@example.org": (451, b"Greylisted")}
+        ),
+        "smtp-550-recipient": smtplib.SMTPRecipientsRefused(
+            {"a@example.org": (550, b"No such user")}
+        ),
+        "smtp-554-data": smtplib.SMTPDataError(554, b"Rejected"),
+        "disconnected": smtplib.SMTPServerDisconnected("gone"),
+        "timeout": TimeoutError(),
+        "esp-429": AnymailAPIError("slow down", status_code=429),
+        "esp-503": AnymailAPIError("unavailable", status_code=503),
+        "esp-no-response": AnymailAPIError("connection reset"),
+        "esp-400": AnymailAPIError("bad request", status_code=400),
+        "esp-refused": AnymailRecipientsRefused("refused"),
+    }[error]
+    assert is_transient(exc) is transient
