@@ -381,3 +381,16 @@ def test_transient_errors_are_told_from_permanent_ones(error, transient):
         "esp-refused": AnymailRecipientsRefused("refused"),
     }[error]
     assert is_transient(exc) is transient
+
+
+def test_send_now_sends_to_a_subscriber_whose_hour_has_not_come(reader, capsys):
+    subscriber, topic = reader
+    Subscriber.objects.filter(pk=subscriber.pk).update(next_due_at=None)
+    new_paper(topic)
+
+    with time_machine.travel(NOW, tick=False):
+        call_command("send_digests", "--now", "--email", "ADA@example.org")
+
+    assert [m.to for m in mail.outbox] == [["ada@example.org"]]
+    subscriber.refresh_from_db()
+    assert subscriber.next_due_at == NOW + dt.timedelta(days=1)

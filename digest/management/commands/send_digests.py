@@ -1,6 +1,7 @@
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -33,9 +34,10 @@ class Command(BaseCommand):
                 raise CommandError(f"no active subscriber with the address {email}")
         if now:
             # Due at the given moment, whatever their schedule says.
-            due = subscribers.filter(next_due_at__gt=moment)
             if not dry_run:
-                due.update(next_due_at=moment)
+                subscribers.filter(Q(next_due_at__gt=moment) | Q(next_due_at__isnull=True)).update(
+                    next_due_at=moment
+                )
         else:
             subscribers = subscribers.filter(next_due_at__lte=moment)
         if dry_run:
