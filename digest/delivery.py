@@ -21,7 +21,8 @@ from django.utils import timezone
 from digest import emails
 from digest.compose import compose
 from digest.models import Digest, DigestItem
-from subscriptions.models import Subscriber
+from subscriptions.deliverability import is_suppressed, suppress
+from subscriptions.models import Subscriber, Suppression
 from subscriptions.schedule import next_due, period_key
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ def _finish(digest: Digest, status: str, error: str = "", **fields) -> None:
 def _prepare(digest: Digest, now: dt.datetime):
     """Compose and record the ledger; the message to send, or None when there is none."""
     subscriber = digest.subscriber
-    if subscriber.status == Subscriber.Status.SUPPRESSED:
+    # The suppression list is checked at send time too: a bounce or complaint may have
+    # come in after this digest was claimed.
+    if subscriber.status == Subscriber.Status.SUPPRESSED or is_suppressed(subscriber.email):
         _finish(digest, Digest.Status.SUPPRESSED)
         return None
     if subscriber.status != Subscriber.Status.ACTIVE:
@@ -165,11 +168,18 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
                 _finish(
                     digest,
                     Digest.Status.SENT,
-                    message_id=message.extra_headers["Message-ID"],
+                    message_id=_message_id(message),
                     sent_at=timezone.now(),
                 )
                 result.sent.append(digest.pk)
     return result
+
+
+def _message_id(message) -> str:
+    """The id the ESP's webhooks will report: anymail's, else our Message-ID header."""
+    status = getattr(message, "anymail_status", None)
+    esp_id = getattr(status, "message_id", None)
+    return esp_id if isinstance(esp_id, str) else message.extra_headers["Message-ID"]
 
 
 def _failed(digest: Digest, exc: Exception, result: BatchResult) -> None:
@@ -185,9 +195,7 @@ def _failed(digest: Digest, exc: Exception, result: BatchResult) -> None:
     _finish(digest, Digest.Status.FAILED, error)
     result.failed.append(digest.pk)
     if _permanent_recipient_failure(exc):
-        Subscriber.objects.filter(pk=digest.subscriber_id).update(
-            status=Subscriber.Status.SUPPRESSED, next_due_at=None
-        )
+        suppress(digest.subscriber.email, Suppression.Reason.REFUSED, detail=error)
     log.warning("digest %s to subscriber %s failed: %s", digest.pk, digest.subscriber_id, error)
 
 

@@ -253,6 +253,10 @@ class Digest(models.Model):
     message_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # What the ESP reports back through its webhook, where it does.
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-scheduled_for", "-pk"]
@@ -263,6 +267,8 @@ class Digest(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "-scheduled_for"], name="digest_status_idx"),
+            # ESP events find their digest by message id.
+            models.Index(fields=["message_id"], name="digest_message_id_idx"),
         ]
 
     def __str__(self):

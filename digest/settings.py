@@ -5,6 +5,7 @@ broker on the filesystem and email written to var/outbox/ as .eml files. Set
 the variables documented in the README to run in production.
 """
 
+import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -129,6 +130,10 @@ STORAGES = {
 # Email -----------------------------------------------------------------------
 MAILERS = env.mailers("EMAIL_URL", default_outbox=VAR_DIR / "outbox")
 ANYMAIL = env.anymail()
+# Without ANYMAIL_WEBHOOK_SECRET ("user:password", also given to the ESP), anymail would
+# accept webhook posts from anyone, and anyone could suppress any address. An unguessable
+# per-process secret keeps the webhooks shut until the operator sets one.
+ANYMAIL.setdefault("WEBHOOK_SECRET", f"unset:{secrets.token_urlsafe(32)}")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Paperboy <hello@localhost>")
 # Digests come from their own address, apart from transactional mail (confirmations).
 DIGEST_FROM_EMAIL = env.str("DIGEST_FROM_EMAIL", "Paperboy digest <digest@localhost>")
@@ -194,6 +199,12 @@ PAPERBOY_TRUSTED_PROXIES = env.int("PAPERBOY_TRUSTED_PROXIES", 0, min_value=0)
 PAPERBOY_UNSUBSCRIBE_MAILTO = env.str(
     "PAPERBOY_UNSUBSCRIBE_MAILTO", f"unsubscribe@{urlsplit(SITE_URL).hostname}"
 )
+
+# Soft bounces (deferrals) suppress an address once this many arrive within the window.
+PAPERBOY_SOFT_BOUNCE_LIMIT = env.int("PAPERBOY_SOFT_BOUNCE_LIMIT", 5, min_value=1)
+PAPERBOY_SOFT_BOUNCE_WINDOW_DAYS = env.int("PAPERBOY_SOFT_BOUNCE_WINDOW_DAYS", 7, min_value=1)
+# Above this share of complaints per delivered message, admins see a warning.
+PAPERBOY_COMPLAINT_RATE_WARNING = 0.001
 
 LOGGING = {
     "version": 1,

@@ -16,6 +16,8 @@ urlpatterns = [
     path("", views.trending, name="trending"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # ESP webhooks: /anymail/<esp>/tracking/ and /anymail/<esp>/inbound/.
+    path("anymail/", include("anymail.urls")),
     path("", include((digest_patterns, "digest"))),
     path("", include("subscriptions.urls")),
 ]

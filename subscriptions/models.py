@@ -130,3 +130,85 @@ class Subscriber(models.Model):
     @property
     def zoneinfo(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+class SuppressionQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(lifted_at__isnull=True)
+
+    def of(self, address: str):
+        return self.filter(email__iexact=normalise_email(address))
+
+
+class Suppression(models.Model):
+    """An address Paperboy must not mail: checked at send time, for every subscription."""
+
+    class Reason(models.TextChoices):
+        BOUNCED = "bounced", "Hard bounce"
+        SOFT_BOUNCES = "soft_bounces", "Repeated soft bounces"
+        REJECTED = "rejected", "Rejected by the ESP"
+        COMPLAINED = "complained", "Spam complaint"
+        REFUSED = "refused", "Refused by the receiving server"
+        MANUAL = "manual", "Suppressed by an admin"
+
+    email = models.EmailField(max_length=254)
+    reason = models.CharField(max_length=16, choices=Reason)
+    source_event = models.ForeignKey(
+        "subscriptions.DeliveryEvent",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="suppressions",
+    )
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_reason = models.CharField(max_length=500, blank=True)
+
+    objects = SuppressionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # One standing suppression per address; lifted ones stay as history.
+            models.UniqueConstraint(
+                Lower("email"), condition=Q(lifted_at__isnull=True), name="suppression_one_active"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.email} ({self.get_reason_display()})"
+
+
+class DeliveryEvent(models.Model):
+    """A tracking event from the ESP's webhook, stored before it is acted on."""
+
+    esp = models.CharField(max_length=32)
+    event_id = models.CharField(
+        max_length=255, unique=True, help_text="The ESP's id, or a hash of the event."
+    )
+    event_type = models.CharField(max_length=32)
+    recipient = models.EmailField(max_length=254, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    reject_reason = models.CharField(max_length=32, blank=True)
+    description = models.TextField(blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        indexes = [
+            # Soft bounces per address in a window, and the complaint-rate figure.
+            models.Index(fields=["event_type", "received_at"], name="deliveryevent_type_idx"),
+            # Events still to act on (the receiver enqueues; a sweep catches leftovers).
+            models.Index(
+                fields=["received_at"],
+                condition=Q(processed_at__isnull=True),
+                name="deliveryevent_pending_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.esp} {self.event_type} {self.recipient}"

@@ -1,12 +1,13 @@
 from celery import shared_task
 
 from digest import emails
+from subscriptions import deliverability
 from subscriptions.models import Subscriber
 
 
 def _send(task, send, subscriber_id: int, statuses) -> None:
     subscriber = Subscriber.objects.filter(pk=subscriber_id, status__in=statuses).first()
-    if subscriber is None:
+    if subscriber is None or deliverability.is_suppressed(subscriber.email):
         return  # confirmed, deleted or suppressed since the request: nothing to say
     try:
         send(subscriber)
@@ -25,3 +26,20 @@ def send_confirmation(self, subscriber_id: int) -> None:
 def send_manage_link(self, subscriber_id: int) -> None:
     statuses = [Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED]
     _send(self, emails.send_manage_link, subscriber_id, statuses)
+
+
+@shared_task(name="subscriptions.process_delivery_event")
+def process_delivery_event(event_id: int) -> None:
+    from subscriptions import deliverability
+    from subscriptions.models import DeliveryEvent
+
+    event = DeliveryEvent.objects.filter(pk=event_id).first()
+    if event is not None:
+        deliverability.process(event)
+
+
+@shared_task(name="subscriptions.process_pending_delivery_events")
+def process_pending_delivery_events() -> int:
+    from subscriptions import deliverability
+
+    return deliverability.process_pending()

@@ -1,0 +1,190 @@
+"""Bounces, complaints and unsubscribes reported by the ESP, whichever it is.
+
+The webhook receiver only records the event (one insert, unique per event id) and
+queues its processing after commit: it stays fast, a replayed event changes nothing,
+and an error while acting on an event leaves it stored and pending for the sweep.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import logging
+
+from anymail.signals import EventType, RejectReason
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from subscriptions.models import DeliveryEvent, Subscriber, Suppression, normalise_email
+
+log = logging.getLogger(__name__)
+
+SUPPRESSING = {
+    EventType.BOUNCED: Suppression.Reason.BOUNCED,
+    EventType.REJECTED: Suppression.Reason.REJECTED,
+    EventType.COMPLAINED: Suppression.Reason.COMPLAINED,
+}
+# Reported as a bounce, but temporary: counted, and only many of them suppress.
+SOFT_BOUNCE = "soft_bounce"
+SOFT_REJECT_REASONS = {RejectReason.TIMED_OUT, SOFT_BOUNCE}
+# ESP event types that anymail reports as "bounced" although the ESP calls them temporary.
+SOFT_ESP_TYPES = {"Postmark": {"SoftBounce", "Transient"}}
+TRACKING_FIELDS = {
+    EventType.DELIVERED: "delivered_at",
+    EventType.OPENED: "opened_at",
+    EventType.CLICKED: "clicked_at",
+}
+
+
+def event_id(esp_name: str, event) -> str:
+    """The ESP's own id, or a stable hash of what the event says when it sends none."""
+    if event.event_id:
+        return f"{esp_name}:{event.event_id}"[:255]
+    fields = [
+        esp_name,
+        event.event_type,
+        event.recipient,
+        event.message_id,
+        event.timestamp and event.timestamp.isoformat(),
+        event.reject_reason,
+        event.description,
+    ]
+    digest = hashlib.sha256(json.dumps(fields, default=str).encode()).hexdigest()
+    return f"{esp_name}:sha256:{digest}"
+
+
+def _reject_reason(esp_name: str, event) -> str:
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    if raw.get("Type") in SOFT_ESP_TYPES.get(esp_name, ()):
+        return SOFT_BOUNCE
+    return event.reject_reason or ""
+
+
+def record(sender, event, esp_name, **kwargs) -> None:
+    """Receiver of anymail's ``tracking`` signal."""
+    from subscriptions.tasks import process_delivery_event
+
+    recipient = normalise_email(event.recipient or "")[:254]
+    try:
+        with transaction.atomic():
+            stored = DeliveryEvent.objects.create(
+                esp=esp_name[:32],
+                event_id=event_id(esp_name, event),
+                event_type=(event.event_type or "unknown")[:32],
+                recipient=recipient,
+                message_id=(event.message_id or "")[:255],
+                reject_reason=_reject_reason(esp_name, event)[:32],
+                description=(event.description or event.mta_response or "")[:2000],
+                occurred_at=event.timestamp,
+            )
+    except IntegrityError:
+        return  # the same event again: it was recorded (and acted on) the first time
+    process_delivery_event.delay_on_commit(stored.pk)
+
+
+def suppress(
+    address: str, reason: str, source: DeliveryEvent | None = None, detail: str = ""
+) -> bool:
+    """Stop all mail to the address; False if it was already suppressed."""
+    address = normalise_email(address)
+    with transaction.atomic():
+        Subscriber.objects.with_email(address).exclude(status=Subscriber.Status.SUPPRESSED).update(
+            status=Subscriber.Status.SUPPRESSED, next_due_at=None
+        )
+        if Suppression.objects.active().of(address).exists():
+            return False
+        try:
+            with transaction.atomic():
+                Suppression.objects.create(
+                    email=address, reason=reason, source_event=source, detail=detail[:500]
+                )
+        except IntegrityError:
+            return False
+    return True
+
+
+def is_suppressed(address: str) -> bool:
+    return Suppression.objects.active().of(address).exists()
+
+
+def lift(suppression: Suppression, reason: str) -> None:
+    """Lift a suppression. The subscriber comes back paused: they resume from their
+    manage page, so nobody is mailed again without doing something themselves."""
+    with transaction.atomic():
+        suppression.lifted_at = timezone.now()
+        suppression.lifted_reason = reason[:500]
+        suppression.save(update_fields=["lifted_at", "lifted_reason"])
+        if not is_suppressed(suppression.email):
+            Subscriber.objects.with_email(suppression.email).filter(
+                status=Subscriber.Status.SUPPRESSED, confirmed_at__isnull=False
+            ).update(status=Subscriber.Status.PAUSED)
+
+
+def _is_soft(event: DeliveryEvent) -> bool:
+    return event.event_type == EventType.DEFERRED or (
+        event.event_type == EventType.BOUNCED and event.reject_reason in SOFT_REJECT_REASONS
+    )
+
+
+def process(event: DeliveryEvent) -> None:
+    """Act on one stored event, once."""
+    if event.processed_at is not None:
+        return
+    kind = event.event_type
+    if not event.recipient:
+        pass
+    elif _is_soft(event):
+        window = timezone.now() - dt.timedelta(days=settings.PAPERBOY_SOFT_BOUNCE_WINDOW_DAYS)
+        soft = DeliveryEvent.objects.filter(
+            Q(event_type=EventType.DEFERRED)
+            | Q(event_type=EventType.BOUNCED, reject_reason__in=SOFT_REJECT_REASONS),
+            recipient__iexact=event.recipient,
+            received_at__gte=window,
+        ).count()
+        if soft >= settings.PAPERBOY_SOFT_BOUNCE_LIMIT:
+            suppress(
+                event.recipient, Suppression.Reason.SOFT_BOUNCES, event, f"{soft} soft bounces"
+            )
+    elif kind in SUPPRESSING:
+        suppress(event.recipient, SUPPRESSING[kind], event, event.description)
+    elif kind == EventType.UNSUBSCRIBED:
+        from subscriptions import services
+
+        for subscriber in Subscriber.objects.with_email(event.recipient):
+            services.unsubscribe(subscriber)
+    elif kind in TRACKING_FIELDS and event.message_id:
+        from digest.models import Digest
+
+        field = TRACKING_FIELDS[kind]
+        Digest.objects.filter(message_id=event.message_id, **{f"{field}__isnull": True}).update(
+            **{field: event.occurred_at or event.received_at}
+        )
+    DeliveryEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
+
+
+def process_pending(older_than: dt.timedelta = dt.timedelta(minutes=5)) -> int:
+    """Events whose processing failed or never ran (the sweep)."""
+    pending = DeliveryEvent.objects.filter(
+        processed_at__isnull=True, received_at__lt=timezone.now() - older_than
+    ).order_by("pk")[:1000]
+    done = 0
+    for event in pending:
+        try:
+            process(event)
+            done += 1
+        except Exception as exc:  # keep the event pending, note why, go on with the rest
+            log.exception("delivery event %s", event.pk)
+            DeliveryEvent.objects.filter(pk=event.pk).update(error=f"{type(exc).__name__}: {exc}")
+    return done
+
+
+def complaint_rate(days: int = 7) -> tuple[float | None, int, int]:
+    """Complaints per delivered message over the last ``days``: (rate, complaints, delivered)."""
+    since = timezone.now() - dt.timedelta(days=days)
+    counts = DeliveryEvent.objects.filter(received_at__gte=since).aggregate(
+        complaints=Count("pk", filter=Q(event_type=EventType.COMPLAINED)),
+        delivered=Count("pk", filter=Q(event_type=EventType.DELIVERED)),
+    )
+    complaints, delivered = counts["complaints"], counts["delivered"]
+    return (complaints / delivered if delivered else None), complaints, delivered
