@@ -76,15 +76,7 @@ def view_digest(request, token):
     items = list(digest.items.select_related("paper"))
     if not items:
         return _bad_link(request)
-    topics = {t.pk: t for t in digest.subscriber.topics.all()}
-    picks = [
-        Pick(
-            paper=item.paper,
-            relevance=item.score,
-            topics=[topics[t] for t in item.topic_ids if t in topics],
-            score=item.score,
-        )
-        for item in items
-    ]
+    # The papers and reasons it was sent with, from the ledger: not recomposed today.
+    picks = [Pick(paper=item.paper, relevance=item.score) for item in items]
     _, _, html = emails.render_digest(digest, picks, reasons=[item.reason for item in items])
     return HttpResponse(html)
