@@ -17,7 +17,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     # ESP webhooks: /anymail/<esp>/tracking/ and /anymail/<esp>/inbound/.
-    path("anymail/", include("anymail.urls")),
+    path("anymail/", include("subscriptions.webhooks")),
     path("", include((digest_patterns, "digest"))),
     path("", include("subscriptions.urls")),
 ]

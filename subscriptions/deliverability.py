@@ -28,8 +28,12 @@ SUPPRESSING = {
 # Reported as a bounce, but temporary: counted, and only many of them suppress.
 SOFT_BOUNCE = "soft_bounce"
 SOFT_REJECT_REASONS = {RejectReason.TIMED_OUT, SOFT_BOUNCE}
-# ESP event types that anymail reports as "bounced" although the ESP calls them temporary.
-SOFT_ESP_TYPES = {"Postmark": {"SoftBounce", "Transient"}}
+# ESP event types that anymail reports as "bounced" although the ESP calls them
+# temporary: (field of the raw event, its soft values).
+SOFT_ESP_TYPES = {
+    "Postmark": ("Type", {"SoftBounce", "Transient"}),
+    "Brevo": ("event", {"soft_bounce"}),
+}
 TRACKING_FIELDS = {
     EventType.DELIVERED: "delivered_at",
     EventType.OPENED: "opened_at",
@@ -56,7 +60,8 @@ def event_id(esp_name: str, event) -> str:
 
 def _reject_reason(esp_name: str, event) -> str:
     raw = event.esp_event if isinstance(event.esp_event, dict) else {}
-    if raw.get("Type") in SOFT_ESP_TYPES.get(esp_name, ()):
+    field, soft_types = SOFT_ESP_TYPES.get(esp_name, ("", set()))
+    if raw.get(field) in soft_types:
         return SOFT_BOUNCE
     return event.reject_reason or ""
 

@@ -1,0 +1,50 @@
+"""anymail's webhook URLs, with malformed payloads answered 400 instead of 500.
+
+anymail trusts a payload's shape once its auth checks out: invalid JSON, a list where
+an object belongs or undecodable bytes raise ValueError/TypeError deep in its parsers,
+Django answers 500, and the ESP retries the same junk for days. Only parsing and
+validation errors become a 400 here; an error while acting on a valid event still
+gives a 500, so that the ESP retries it.
+"""
+
+from anymail import urls as anymail_urls
+from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.signals import tracking
+from django.urls import URLPattern
+
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+class StrictPayload:
+    def run_validators(self, request):
+        try:
+            super().run_validators(request)
+        except AnymailWebhookValidationFailure:
+            raise
+        except MALFORMED as exc:
+            raise AnymailWebhookValidationFailure(
+                f"Malformed {self.esp_name} webhook payload"
+            ) from exc
+
+    def parse_events(self, request):
+        try:
+            events = super().parse_events(request)
+        except MALFORMED as exc:
+            raise AnymailWebhookValidationFailure(
+                f"Malformed {self.esp_name} webhook payload"
+            ) from exc
+        # An event about no recipient and no message is nothing to store ({} parses to one).
+        if self.signal is tracking and any(not e.recipient and not e.message_id for e in events):
+            raise AnymailWebhookValidationFailure(
+                f"{self.esp_name} tracking event without a recipient or message id"
+            )
+        return events
+
+
+def _strict(pattern: URLPattern) -> URLPattern:
+    view_class = pattern.callback.view_class
+    strict = type(f"Strict{view_class.__name__}", (StrictPayload, view_class), {})
+    return URLPattern(pattern.pattern, strict.as_view(), pattern.default_args, pattern.name)
+
+
+urlpatterns = [_strict(pattern) for pattern in anymail_urls.urlpatterns]
