@@ -1003,3 +1003,38 @@ def test_a_mailto_unsubscribe_through_mailgun_inbound(post):
     assert response.status_code == 200
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+
+
+# --- over HTTP, against a live server ----------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@esp_params
+def test_a_bounce_posted_over_http_to_the_live_server_suppresses_the_reader(esp, live_server):
+    import urllib.error
+    import urllib.request
+
+    subscriber = reader()
+    payload = esp.event("hard_bounce", ADDRESS, esp.message_id(), next(_seq))
+
+    def post(auth):
+        request = urllib.request.Request(
+            live_server.url + esp.url,
+            data=esp.body(payload),
+            headers={"Content-Type": "application/json", "Authorization": auth},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert post(WRONG_AUTH) == 400
+    assert DeliveryEvent.objects.count() == 0
+    assert post(AUTH) == 200
+    assert post(AUTH) == 200  # the ESP retrying: changes nothing
+
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.SUPPRESSED
+    assert DeliveryEvent.objects.count() == 1
+    assert Suppression.objects.active().get().reason == "bounced"
