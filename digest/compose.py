@@ -37,8 +37,10 @@ class Pick:
 
 def window_start(subscriber, until: dt.datetime, exclude: Digest | None = None) -> dt.datetime:
     """Papers imported after this go in: since the previous digest, or one period back."""
+    # Only digests that went out (or had nothing to say): papers held back by a failed
+    # period are still owed. The ledger keeps any overlap from being sent twice.
     previous = subscriber.digests.exclude(pk=getattr(exclude, "pk", None)).filter(
-        scheduled_for__lt=until
+        scheduled_for__lt=until, status__in=[Digest.Status.SENT, Digest.Status.SKIPPED]
     )
     latest = previous.order_by("-scheduled_for").values_list("scheduled_for", flat=True).first()
     if latest is not None:

@@ -12,7 +12,7 @@ import logging
 import smtplib
 from dataclasses import dataclass, field
 
-from anymail.exceptions import AnymailRecipientsRefused
+from anymail.exceptions import AnymailError, AnymailRecipientsRefused
 from django.core import mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -140,24 +140,26 @@ def _permanent_recipient_failure(exc: BaseException) -> bool:
 
 
 def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchResult:
-    """Send the claimed digests among ``digest_ids`` over one connection."""
+    """Send the claimed digests among ``digest_ids`` over one connection.
+
+    One digest at a time goes from claimed to sending to its outcome, so an error
+    (the mail server down, the database busy) leaves at most the digest in hand in
+    doubt, and that one goes back to "claimed" for the retry.
+    """
     now = now or timezone.now()
     result = BatchResult()
-    prepared = []
-    for digest_id in digest_ids:
-        digest = _start(digest_id)
-        if digest is None:
-            continue
-        message = _prepare(digest, now)
-        if message is None:
-            result.skipped.append(digest.pk)
-        else:
-            prepared.append((digest, message))
-    if not prepared:
-        return result
-    with mail.mailers.default as connection:
-        for digest, message in prepared:
+    # Opened by the first send (and again after a failure), closed at the end.
+    connection = mail.mailers.default
+    try:
+        for digest_id in digest_ids:
+            digest = _start(digest_id)
+            if digest is None:
+                continue
             try:
+                message = _prepare(digest, now)
+                if message is None:
+                    result.skipped.append(digest.pk)
+                    continue
                 connection.send_messages([message])
             except Exception as exc:
                 _failed(digest, exc, result)
@@ -172,6 +174,8 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
                     sent_at=timezone.now(),
                 )
                 result.sent.append(digest.pk)
+    finally:
+        connection.close()
     return result
 
 
@@ -185,8 +189,9 @@ def _message_id(message) -> str:
 def _failed(digest: Digest, exc: Exception, result: BatchResult) -> None:
     error = f"{type(exc).__name__}: {exc}"
     result.last_error = error
-    if emails.is_transient(exc):
-        # Back to "claimed" for the retry; its ledger is rebuilt when it is composed again.
+    if emails.is_transient(exc) or not isinstance(exc, smtplib.SMTPException | AnymailError):
+        # Mail trouble worth waiting out, or our own (say, the database was busy while
+        # composing): either way nothing went out, so the digest is tried again.
         DigestItem.objects.filter(digest=digest).delete()
         _finish(digest, Digest.Status.CLAIMED, error)
         result.retry.append(digest.pk)

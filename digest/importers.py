@@ -6,7 +6,9 @@ the import itself is one transaction: a source is imported whole or not at all.
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
 import re
 import urllib.error
 import urllib.request
@@ -26,6 +28,8 @@ from django.utils import timezone
 from digest.matching import score_papers
 from digest.models import ImportRun, Paper
 from digest.text import clean_line, normalise_key
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("hf-page", "hf-json", "arxiv-atom")
 MAX_TITLE = 500
@@ -119,7 +123,7 @@ def read_source(source: str) -> bytes:
             timeout = settings.PAPERBOY_FETCH_TIMEOUT
             with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
                 data = resp.read(limit + 1)
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
             raise ImportFailed(f"could not fetch {source}: {exc}") from exc
     else:
         path = Path(source)
@@ -485,4 +489,14 @@ def import_feeds() -> dict[str, str]:
             results[url] = str(import_source(url))
         except ImportFailed as exc:
             results[url] = f"failed: {exc}"
+        except Exception as exc:  # a bug or a busy database: record it, go on with the next
+            log.exception("importing %s", url)
+            ImportRun.objects.create(
+                source=url[:1000],
+                format="auto",
+                status=ImportRun.Status.FAILED,
+                error=f"{type(exc).__name__}: {exc}"[:10_000],
+                started_at=timezone.now(),
+            )
+            results[url] = f"failed: {type(exc).__name__}: {exc}"
     return results

@@ -167,8 +167,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tests and side-by-side deployments give their processes a queue of their own.
 CELERY_TASK_DEFAULT_QUEUE = env.str("PAPERBOY_QUEUE", "celery")
 # A task is acknowledged only after it finished, and a worker killed mid-task puts it
-# back on the queue: no digest batch is lost with a worker. Redelivery never sends twice,
-# because a batch only sends digests it moves from "claimed" to "sending" itself.
+# back on the queue: the digests of its batch that were still "claimed" are sent by the
+# redelivered task. Redelivery never sends twice: a batch only sends digests it moves
+# from "claimed" to "sending" itself, and the one digest a killed worker had in hand
+# stays "sending" (its outcome unknown) rather than being sent blindly again.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Batches are long and uneven: take one at a time, so an idle process can take the next.

@@ -1,25 +1,16 @@
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from digest import emails, links
 from digest.compose import Pick, record_feedback
-from digest.models import Digest, Paper, Topic
+from digest.models import Digest, Paper, PaperTopic, Topic
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscriber
 
 PAPERS_PER_PAGE = 25
-
-
-def _matching(papers, topic: Topic):
-    # Until papers are scored against topics, a topic filters by its terms.
-    condition = Q()
-    for term in topic.term_list:
-        condition |= Q(title__icontains=term) | Q(abstract__icontains=term)
-    return papers.filter(condition) if condition else papers.none()
 
 
 def trending(request):
@@ -27,7 +18,10 @@ def trending(request):
     topic = next((t for t in topics if t.slug == request.GET.get("topic")), None)
     papers = Paper.objects.trending()
     if topic is not None:
-        papers = _matching(papers, topic)
+        # The stored matches, curators' pins and exclusions included.
+        papers = papers.filter(
+            pk__in=PaperTopic.objects.matching().filter(topic=topic).values("paper")
+        )
     page = Paginator(papers, PAPERS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"page": page, "topics": topics, "topic": topic, "signup_form": SignupForm()}
     return render(request, "digest/trending.html", context)

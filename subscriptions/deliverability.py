@@ -141,12 +141,18 @@ def process(event: DeliveryEvent) -> None:
         pass
     elif _is_soft(event):
         window = timezone.now() - dt.timedelta(days=settings.PAPERBOY_SOFT_BOUNCE_WINDOW_DAYS)
-        soft = DeliveryEvent.objects.filter(
+        events = DeliveryEvent.objects.filter(
             Q(event_type=EventType.DEFERRED)
             | Q(event_type=EventType.BOUNCED, reject_reason__in=SOFT_REJECT_REASONS),
             recipient__iexact=event.recipient,
             received_at__gte=window,
-        ).count()
+        )
+        # Per message, not per event: an ESP reports a deferral at every retry, and one
+        # greylisted message must not count as five soft bounces.
+        soft = (
+            events.exclude(message_id="").values("message_id").distinct().count()
+            + events.filter(message_id="").count()
+        )
         if soft >= settings.PAPERBOY_SOFT_BOUNCE_LIMIT:
             suppress(
                 event.recipient, Suppression.Reason.SOFT_BOUNCES, event, f"{soft} soft bounces"

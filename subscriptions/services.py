@@ -15,9 +15,12 @@ def apply_preferences(subscriber: Subscriber, cleaned: dict) -> None:
     """Save the preference fields and topics of a validated PreferencesForm."""
     for name in PREFERENCE_FIELDS:
         setattr(subscriber, name, cleaned[name])
+    fields = [*PREFERENCE_FIELDS, "updated_at"]
     if subscriber.status == Subscriber.Status.ACTIVE:
         subscriber.next_due_at = next_due(subscriber, timezone.now())
-    subscriber.save()
+        fields.append("next_due_at")
+    # Only these columns: an unsubscribe or a bounce that lands meanwhile must stand.
+    subscriber.save(update_fields=fields)
     interests = [Topic.for_interest(text) for text in cleaned["interests"]]
     subscriber.topics.set([*cleaned["topics"], *interests])
 
@@ -41,6 +44,7 @@ def sign_up(cleaned: dict) -> None:
             return
     if subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
         subscriber.status = Subscriber.Status.PENDING
+        subscriber.save(update_fields=["status", "updated_at"])
         apply_preferences(subscriber, cleaned)
         tasks.send_confirmation.delay_on_commit(subscriber.pk)
     elif subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
@@ -48,42 +52,53 @@ def sign_up(cleaned: dict) -> None:
     # A suppressed address (bounced or complained) gets no mail at all.
 
 
+def _move(subscriber: Subscriber, from_statuses, **changes) -> bool:
+    """Change a subscriber only if they are still in one of ``from_statuses``: a
+    conditional UPDATE, so that concurrent requests and webhooks cannot undo each other."""
+    moved = Subscriber.objects.filter(pk=subscriber.pk, status__in=from_statuses).update(
+        updated_at=timezone.now(), **changes
+    )
+    if moved:
+        for name, value in changes.items():
+            setattr(subscriber, name, value)
+    return bool(moved)
+
+
 def confirm(subscriber: Subscriber, ip: str, user_agent: str) -> None:
-    if subscriber.status != Subscriber.Status.PENDING:
-        return
     now = timezone.now()
-    subscriber.status = Subscriber.Status.ACTIVE
-    subscriber.confirmed_at = subscriber.consent_at = now
-    subscriber.consent_ip = ip or None
-    subscriber.consent_user_agent = user_agent[:500]
-    subscriber.next_due_at = next_due(subscriber, now)
-    subscriber.save()
+    _move(
+        subscriber,
+        [Subscriber.Status.PENDING],
+        status=Subscriber.Status.ACTIVE,
+        confirmed_at=now,
+        consent_at=now,
+        consent_ip=ip or None,
+        consent_user_agent=user_agent[:500],
+        next_due_at=next_due(subscriber, now),
+    )
 
 
 def pause(subscriber: Subscriber) -> None:
-    if subscriber.status == Subscriber.Status.ACTIVE:
-        subscriber.status = Subscriber.Status.PAUSED
-        subscriber.next_due_at = None
-        subscriber.save()
+    _move(subscriber, [Subscriber.Status.ACTIVE], status=Subscriber.Status.PAUSED, next_due_at=None)
 
 
 def resume(subscriber: Subscriber) -> None:
-    if subscriber.status == Subscriber.Status.PAUSED:
-        subscriber.status = Subscriber.Status.ACTIVE
-        subscriber.next_due_at = next_due(subscriber, timezone.now())
-        subscriber.save()
+    _move(
+        subscriber,
+        [Subscriber.Status.PAUSED],
+        status=Subscriber.Status.ACTIVE,
+        next_due_at=next_due(subscriber, timezone.now()),
+    )
 
 
 def unsubscribe(subscriber: Subscriber) -> None:
     """Idempotent; a suppressed address stays suppressed."""
-    if subscriber.status in (
-        Subscriber.Status.PENDING,
-        Subscriber.Status.ACTIVE,
-        Subscriber.Status.PAUSED,
-    ):
-        subscriber.status = Subscriber.Status.UNSUBSCRIBED
-        subscriber.next_due_at = None
-        subscriber.save()
+    _move(
+        subscriber,
+        [Subscriber.Status.PENDING, Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED],
+        status=Subscriber.Status.UNSUBSCRIBED,
+        next_due_at=None,
+    )
 
 
 def export(subscriber: Subscriber) -> dict:

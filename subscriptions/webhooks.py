@@ -33,11 +33,15 @@ class StrictPayload:
             raise AnymailWebhookValidationFailure(
                 f"Malformed {self.esp_name} webhook payload"
             ) from exc
-        # An event about no recipient and no message is nothing to store ({} parses to one).
-        if self.signal is tracking and any(not e.recipient and not e.message_id for e in events):
-            raise AnymailWebhookValidationFailure(
-                f"{self.esp_name} tracking event without a recipient or message id"
-            )
+        if self.signal is tracking:
+            # An event about no recipient and no message is nothing to act on ({} parses
+            # to one); drop it, but keep the real bounces posted in the same batch.
+            useful = [e for e in events if e.recipient or e.message_id]
+            if events and not useful:
+                raise AnymailWebhookValidationFailure(
+                    f"{self.esp_name} tracking event without a recipient or message id"
+                )
+            events = useful
         return events
 
 

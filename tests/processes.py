@@ -2,6 +2,7 @@
 
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -43,8 +44,9 @@ class CeleryProcess:
         for line in self.process.stdout:
             self.lines.put(line)
 
-    def wait_for(self, text: str, timeout: float) -> str:
-        """Block until a line containing ``text`` is printed (reading, not sleeping)."""
+    def wait_for(self, text: str, timeout: float, *, regex: bool = False) -> str:
+        """Block until a line containing ``text`` (or matching it, with ``regex``) is
+        printed (reading, not sleeping)."""
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -52,7 +54,7 @@ class CeleryProcess:
             except queue.Empty:
                 break
             self.output.append(line)
-            if text in line:
+            if re.search(text, line) if regex else text in line:
                 return line
         raise AssertionError(f"never logged {text!r}; the process said:\n{''.join(self.output)}")
 

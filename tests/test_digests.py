@@ -95,7 +95,10 @@ class TestComposition:
     def test_the_window_starts_at_the_previous_digest(self, reader):
         subscriber, topic = reader
         Digest.objects.create(
-            subscriber=subscriber, period="2026-11-27", scheduled_for=NOW - dt.timedelta(hours=5)
+            subscriber=subscriber,
+            period="2026-11-27",
+            scheduled_for=NOW - dt.timedelta(hours=5),
+            status=Digest.Status.SENT,
         )
         old = new_paper(topic, hours_ago=6)
         fresh = new_paper(topic, hours_ago=4)
@@ -103,6 +106,44 @@ class TestComposition:
         picks = [p.paper for p in compose(subscriber, until=NOW)]
 
         assert fresh in picks and old not in picks
+
+    def test_papers_held_back_by_a_failed_period_are_still_owed(self, reader):
+        subscriber, topic = reader
+        Digest.objects.create(
+            subscriber=subscriber,
+            period="2026-11-27",
+            scheduled_for=NOW - dt.timedelta(hours=5),
+            status=Digest.Status.FAILED,
+        )
+        owed = new_paper(topic, hours_ago=6)
+
+        assert [p.paper for p in compose(subscriber, until=NOW)] == [owed]
+
+    def test_a_mail_server_that_cannot_be_reached_leaves_every_digest_claimed(
+        self, reader, settings
+    ):
+        import socket
+
+        _, topic = reader
+        new_paper(topic)
+        with socket.socket() as closed:  # a port with nobody listening
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        settings.MAILERS = {
+            "default": {
+                "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5},
+            }
+        }
+        ids = delivery.claim_due(NOW)
+
+        result = delivery.send_batch(ids, now=NOW)
+
+        assert result.retry == ids
+        digest = Digest.objects.get()
+        assert digest.status == Digest.Status.CLAIMED, "ready for the retry, not stuck"
+        assert "ConnectionRefusedError" in digest.last_error
+        assert not DigestItem.objects.exists(), "the ledger holds only what went out"
 
     def test_feedback_lifts_liked_topics_and_sinks_disliked_ones(self, reader):
         subscriber, liked = reader

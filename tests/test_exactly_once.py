@@ -74,9 +74,13 @@ def test_a_real_worker_and_beat_deliver_one_digest_and_a_second_pass_sends_nothi
     subscriber = SubscriberFactory(email="beat@example.org", next_due_at=now)
     subscriber.topics.add(topic)
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
-    PeriodicTask.objects.create(
-        name="Schedule digests", task="digest.schedule_digests", interval=every_second
+    # The migration's schedule (present unless a transactional test emptied the tables),
+    # ticking every second; the other periodic tasks are beside the point here.
+    PeriodicTask.objects.update_or_create(
+        name="Schedule digests",
+        defaults={"task": "digest.schedule_digests", "interval": every_second, "enabled": True},
     )
+    PeriodicTask.objects.exclude(name="Schedule digests").update(enabled=False)
     env = {
         "DATABASE_URL": database_url(connection.settings_dict),
         "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}",
@@ -89,11 +93,12 @@ def test_a_real_worker_and_beat_deliver_one_digest_and_a_second_pass_sends_nothi
     )
     beat = CeleryProcess(["beat", "--max-interval", "1"], env)
     try:
-        [message] = smtp_server.wait_for(1, timeout=90)
-        # Two more passes after the send: they must find nothing due.
+        worker.wait_for(r"digest\.schedule_digests\[.*\] succeeded in .*: 1$", 90, regex=True)
+        worker.wait_for(r"digest\.send_digests\[.*\] succeeded in .*'sent': 1", 60, regex=True)
+        [message] = smtp_server.wait_for(1, timeout=30)
+        # Passes after the send claim nothing (each logs how many digests it claimed).
         for _ in range(2):
-            worker.wait_for("Task digest.schedule_digests", timeout=60)
-            worker.wait_for("succeeded", timeout=60)
+            worker.wait_for(r"digest\.schedule_digests\[.*\] succeeded in .*: 0$", 60, regex=True)
     finally:
         beat.stop()
         worker.stop()

@@ -55,3 +55,20 @@ def test_healthz_answers_when_the_database_does(client):
     response = client.get(reverse("healthz"))
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_the_topic_filter_shows_the_stored_matches(client):
+    from digest.models import Topic
+    from tests.factories import match
+
+    topic = Topic.objects.get(slug="continual-learning")
+    matched = PaperFactory(title="Matched paper")
+    match(matched, topic)
+    excluded = PaperFactory(title="Excluded by a curator, continual learning in its title")
+    match(excluded, topic, curation="excluded")
+    PaperFactory(title="Unrelated paper")
+
+    response = client.get(reverse("trending"), {"topic": "continual-learning"})
+
+    assert list(response.context["page"]) == [matched]
+    assert b"Trending in Continual learning" in response.content

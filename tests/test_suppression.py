@@ -162,3 +162,53 @@ def test_a_refused_recipient_is_put_on_the_suppression_list(due_reader, smtp_mai
     suppression = Suppression.objects.active().get()
     assert (suppression.email, suppression.reason) == ("Ada@example.org", "refused")
     assert "550" in suppression.detail
+
+
+def test_deferrals_count_per_message_not_per_retry(
+    due_reader, settings, django_capture_on_commit_callbacks
+):
+    settings.PAPERBOY_SOFT_BOUNCE_LIMIT = 3
+
+    def deferral(event_id, message_id):
+        event = AnymailTrackingEvent(
+            event_type="deferred",
+            event_id=event_id,
+            recipient="ada@example.org",
+            message_id=message_id,
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            tracking.send(sender=object, event=event, esp_name="TestESP")
+
+    for retry in range(5):  # one greylisted message, retried five times
+        deferral(f"m1-{retry}", "m1")
+    assert Subscriber.objects.get().status == Subscriber.Status.ACTIVE
+
+    deferral("m2-0", "m2")
+    deferral("m3-0", "m3")
+    assert Subscriber.objects.get().status == Subscriber.Status.SUPPRESSED
+    assert Suppression.objects.active().get().reason == "soft_bounces"
+
+
+def test_a_feed_that_breaks_the_importer_is_recorded_and_the_others_still_run(
+    settings, feed_server, samples, monkeypatch
+):
+    from digest import importers
+    from digest.models import ImportRun, Paper
+
+    folder, base = feed_server
+    (folder / "daily.json").write_bytes((samples / "hf-daily-papers.json").read_bytes())
+    settings.PAPERBOY_FEED_URLS = [f"{base}/boom.json", f"{base}/daily.json"]
+    real = importers.import_source
+
+    def flaky(url, *args, **kwargs):
+        if url.endswith("boom.json"):
+            raise RuntimeError("database is locked")
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(importers, "import_source", flaky)
+
+    results = importers.import_feeds()
+
+    assert results[f"{base}/boom.json"] == "failed: RuntimeError: database is locked"
+    assert Paper.objects.count() == 3
+    assert ImportRun.objects.filter(status="failed").get().source == f"{base}/boom.json"
