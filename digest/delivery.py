@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 CLAIM_PAGE = 500
 SEND_BATCH = 100
 # A claimed digest no task has picked up for this long was lost (say, a crash between
-# claiming and enqueuing); the next pass enqueues it again.
+# claiming and enqueuing); the next pass enqueues it again. Digests a task has tried
+# (attempts > 0) are waiting out a retry, and stay with that task.
 STALE_CLAIM = dt.timedelta(minutes=30)
 
 
@@ -68,7 +69,7 @@ def claim_due(now: dt.datetime) -> list[int]:
 def stale_claims(now: dt.datetime) -> list[int]:
     return list(
         Digest.objects.filter(
-            status=Digest.Status.CLAIMED, created_at__lt=now - STALE_CLAIM
+            status=Digest.Status.CLAIMED, attempts=0, created_at__lt=now - STALE_CLAIM
         ).values_list("pk", flat=True)[:10_000]
     )
 

@@ -117,3 +117,6 @@ class TestClaiming:
             [digest_id] = delivery.claim_due(at(2026, 11, 28, 8))
         assert delivery.stale_claims(at(2026, 11, 28, 8, 10)) == []
         assert delivery.stale_claims(at(2026, 11, 28, 9)) == [digest_id]
+        # One a task has tried is waiting out its retry: not enqueued a second time.
+        Digest.objects.filter(pk=digest_id).update(attempts=1)
+        assert delivery.stale_claims(at(2026, 11, 28, 9)) == []
