@@ -48,7 +48,9 @@ class SuppressionAdmin(admin.ModelAdmin):
         deliverability.suppress(
             obj.email, obj.reason or Suppression.Reason.MANUAL, detail=obj.detail
         )
-        obj.pk = Suppression.objects.active().of(obj.email).values_list("pk", flat=True).first()
+        obj.pk = (
+            Suppression.objects.active().with_email(obj.email).values_list("pk", flat=True).first()
+        )
 
     @admin.action(description="Lift the selected suppressions…")
     def lift(self, request, queryset):

@@ -97,7 +97,7 @@ def suppress(
         Subscriber.objects.with_email(address).exclude(status=Subscriber.Status.SUPPRESSED).update(
             status=Subscriber.Status.SUPPRESSED, next_due_at=None
         )
-        if Suppression.objects.active().of(address).exists():
+        if Suppression.objects.active().with_email(address).exists():
             return False
         try:
             with transaction.atomic():
@@ -110,7 +110,7 @@ def suppress(
 
 
 def is_suppressed(address: str) -> bool:
-    return Suppression.objects.active().of(address).exists()
+    return Suppression.objects.active().with_email(address).exists()
 
 
 def lift(suppression: Suppression, reason: str) -> None:

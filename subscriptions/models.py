@@ -136,7 +136,7 @@ class SuppressionQuerySet(models.QuerySet):
     def active(self):
         return self.filter(lifted_at__isnull=True)
 
-    def of(self, address: str):
+    def with_email(self, address: str):
         return self.filter(email__iexact=normalise_email(address))
 
 
