@@ -3,6 +3,7 @@
 import hashlib
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 
 
@@ -24,8 +25,6 @@ def exceeded(scope: str, identity: str, limit: int, window: int = 3600) -> bool:
 
 def client_ip(request) -> str:
     """The client's address, trusting X-Forwarded-For only as far as our own proxies."""
-    from django.conf import settings
-
     proxies = settings.PAPERBOY_TRUSTED_PROXIES
     if proxies:
         forwarded = [ip.strip() for ip in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]

@@ -2,7 +2,7 @@ from celery import shared_task
 
 from digest import emails
 from subscriptions import deliverability
-from subscriptions.models import Subscriber
+from subscriptions.models import DeliveryEvent, Subscriber
 
 
 def _send(task, send, subscriber_id: int, statuses) -> None:
@@ -30,9 +30,6 @@ def send_manage_link(self, subscriber_id: int) -> None:
 
 @shared_task(name="subscriptions.process_delivery_event")
 def process_delivery_event(event_id: int) -> None:
-    from subscriptions import deliverability
-    from subscriptions.models import DeliveryEvent
-
     event = DeliveryEvent.objects.filter(pk=event_id).first()
     if event is not None:
         deliverability.process(event)
@@ -40,6 +37,4 @@ def process_delivery_event(event_id: int) -> None:
 
 @shared_task(name="subscriptions.process_pending_delivery_events")
 def process_pending_delivery_events() -> int:
-    from subscriptions import deliverability
-
     return deliverability.process_pending()
