@@ -1,0 +1,59 @@
+"""An intermediate "are you sure?" page for admin actions that change many rows.
+
+Like Django's own delete confirmation, but for any action, with an optional form
+(a reason, a target topic). With "select all N" ticked the page carries the flag,
+not N hidden ids, so confirming an action on 100,000 rows is still a small page.
+"""
+
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.template.response import TemplateResponse
+
+PREVIEW_ROWS = 20
+
+
+def confirm_action(
+    modeladmin,
+    request,
+    queryset: QuerySet,
+    *,
+    action: str,
+    title: str,
+    explanation: str = "",
+    apply: Callable[..., str],
+    form_class: type[forms.Form] | None = None,
+    button: str = "Yes, go ahead",
+):
+    """Render the confirmation page, or, once confirmed, call
+    ``apply(queryset)`` (``apply(queryset, form.cleaned_data)`` with a form) and show
+    the message it returns. Returns what an admin action returns."""
+    confirmed = request.POST.get("confirmed") == "yes"
+    form = None
+    if form_class is not None:
+        form = form_class(request.POST if confirmed else None)
+    if confirmed and (form is None or form.is_valid()):
+        text = apply(queryset) if form is None else apply(queryset, form.cleaned_data)
+        modeladmin.message_user(request, text, messages.SUCCESS)
+        return None
+    select_across = request.POST.get("select_across") == "1"
+    count = queryset.count()
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "explanation": explanation,
+        "button": button,
+        "opts": modeladmin.model._meta,
+        "action": action,
+        "form": form,
+        "count": count,
+        "preview": list(queryset[:PREVIEW_ROWS]),
+        "select_across": select_across,
+        # Without "select all", the ids ride along as the changelist's checkboxes would.
+        "selected": [] if select_across else request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/confirm_action.html", context)
