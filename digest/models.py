@@ -267,6 +267,12 @@ class Digest(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "-scheduled_for"], name="digest_status_idx"),
+            # The delivery log (newest first, by date) and the dashboard's "today".
+            models.Index(fields=["-scheduled_for"], name="digest_scheduled_idx"),
+            # The dashboard's chart of digests sent per day.
+            models.Index(
+                fields=["sent_at"], condition=Q(sent_at__isnull=False), name="digest_sent_idx"
+            ),
             # ESP events find their digest by message id.
             models.Index(fields=["message_id"], name="digest_message_id_idx"),
         ]
@@ -367,3 +373,26 @@ class ImportRun(models.Model):
 
     def __str__(self):
         return f"{self.source} ({self.status})"
+
+
+class SchedulingPass(models.Model):
+    """One run of the scheduling pass, kept for the dashboard (for PASS_HISTORY)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    claimed = models.PositiveIntegerField(default=0, help_text="Due periods claimed.")
+    requeued = models.PositiveIntegerField(
+        default=0, help_text="Claims no task had picked up, queued again."
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "scheduling passes"
+        ordering = ["-started_at", "-pk"]
+        indexes = [
+            # The dashboard's "last pass" and the pruning of old passes.
+            models.Index(fields=["-started_at"], name="schedulingpass_started_idx"),
+        ]
+
+    def __str__(self):
+        return f"pass at {self.started_at:%Y-%m-%d %H:%M}"

@@ -1,8 +1,14 @@
+import datetime as dt
+
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
 from digest import delivery, emails, importers
+from digest.models import SchedulingPass
+
+# Scheduling passes are kept this long, for the dashboard.
+PASS_HISTORY = dt.timedelta(days=30)
 
 
 @shared_task(name="digest.import_feeds")
@@ -16,11 +22,24 @@ def import_feeds() -> dict[str, str]:
 def schedule_digests() -> int:
     """Claim every due subscriber's period and enqueue the sending in batches."""
     now = timezone.now()
-    claimed = delivery.claim_due(now) + delivery.stale_claims(now)
-    for batch in delivery.batches(claimed):
+    run = SchedulingPass.objects.create(started_at=now)
+    try:
+        claimed = delivery.claim_due(now)
+        stale = delivery.stale_claims(now)
+    except Exception as exc:
+        # What claim_due committed before the error stays claimed; the next pass's
+        # stale-claim sweep sends it.
+        run.error = f"{type(exc).__name__}: {exc}"[:2000]
+        run.finished_at = timezone.now()
+        run.save(update_fields=["error", "finished_at"])
+        raise
+    for batch in delivery.batches(claimed + stale):
         # Claims are committed by now; on_commit also covers a caller's transaction.
         transaction.on_commit(lambda batch=batch: send_digests.delay(batch))
-    return len(claimed)
+    run.claimed, run.requeued, run.finished_at = len(claimed), len(stale), timezone.now()
+    run.save(update_fields=["claimed", "requeued", "finished_at"])
+    SchedulingPass.objects.filter(started_at__lt=now - PASS_HISTORY).delete()
+    return len(claimed) + len(stale)
 
 
 @shared_task(bind=True, name="digest.send_digests", max_retries=8)

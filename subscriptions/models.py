@@ -202,6 +202,8 @@ class DeliveryEvent(models.Model):
         indexes = [
             # Soft bounces per address in a window, and the complaint-rate figure.
             models.Index(fields=["event_type", "received_at"], name="deliveryevent_type_idx"),
+            # A digest's events, on its page in the delivery log.
+            models.Index(fields=["message_id"], name="deliveryevent_message_idx"),
             # Events still to act on (the receiver enqueues; a sweep catches leftovers).
             models.Index(
                 fields=["received_at"],
