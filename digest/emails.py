@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from digest import links as digest_links
+from digest.compose import Pick
 from subscriptions import links
 
 
@@ -103,6 +104,16 @@ def digest_context(digest, picks, reasons: list[str] | None = None) -> dict:
 def render_digest(digest, picks, reasons: list[str] | None = None) -> tuple[str, str, str]:
     subject, text, html = render("digest", digest_context(digest, picks, reasons))
     return subject, text, _inliner().inline(html)
+
+
+def render_sent_digest(digest) -> tuple[str, str, str] | None:
+    """A digest as it was mailed: the papers and reasons it was sent with, from the
+    ledger, not recomposed today. None when it carried no papers (skipped, failed)."""
+    items = list(digest.items.select_related("paper"))
+    if not items:
+        return None
+    picks = [Pick(paper=item.paper, relevance=item.score) for item in items]
+    return render_digest(digest, picks, reasons=[item.reason for item in items])
 
 
 def build_digest(digest, picks) -> mail.EmailMultiAlternatives:

@@ -448,11 +448,20 @@ def import_source(
     *,
     progress: Callable[[Iterable], Iterable] = iter,
     on_parsed: Callable[[list[PaperRecord]], None] | None = None,
+    data: bytes | None = None,
 ) -> ImportSummary:
-    """Read, parse and store one source; record the run either way."""
+    """Read, parse and store one source; record the run either way.
+
+    ``data``, when given, is the source's content (an upload): ``source`` only names it.
+    """
     started = timezone.now()
     try:
-        data = read_source(source)
+        if data is None:
+            data = read_source(source)
+        elif len(data) > settings.PAPERBOY_MAX_IMPORT_BYTES:
+            raise ImportFailed(
+                f"{source} is larger than {settings.PAPERBOY_MAX_IMPORT_BYTES} bytes"
+            )
         detected = detect_format(data, source) if fmt == "auto" else fmt
         records = parse(data, detected)
         if on_parsed:

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from digest import emails, links
-from digest.compose import Pick, record_feedback
+from digest.compose import record_feedback
 from digest.models import Digest, Paper, PaperTopic, Topic
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscriber
@@ -65,12 +65,7 @@ def view_digest(request, token):
             .filter(pk=data.get("d"), subscriber__key=data.get("s"))
             .first()
         )
-    if digest is None:
+    rendered = emails.render_sent_digest(digest) if digest is not None else None
+    if rendered is None:
         return _bad_link(request)
-    items = list(digest.items.select_related("paper"))
-    if not items:
-        return _bad_link(request)
-    # The papers and reasons it was sent with, from the ledger: not recomposed today.
-    picks = [Pick(paper=item.paper, relevance=item.score) for item in items]
-    _, _, html = emails.render_digest(digest, picks, reasons=[item.reason for item in items])
-    return HttpResponse(html)
+    return HttpResponse(rendered[2])
