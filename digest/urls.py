@@ -3,10 +3,6 @@ from django.urls import include, path
 
 from digest import views
 
-admin.site.site_header = "Paperboy"
-admin.site.site_title = "Paperboy admin"
-admin.site.index_title = "Curation"
-
 digest_patterns = [
     path("feedback/<str:token>/", views.feedback, name="feedback"),
     path("digests/<str:token>/", views.view_digest, name="view"),
