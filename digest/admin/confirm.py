@@ -1,8 +1,9 @@
 """An intermediate "are you sure?" page for admin actions that change many rows.
 
 Like Django's own delete confirmation, but for any action, with an optional form
-(a reason, a target topic). With "select all N" ticked the page carries the flag,
-not N hidden ids, so confirming an action on 100,000 rows is still a small page.
+(a reason, a target topic). With "select all N" ticked the page carries the flag and
+the one page of ticked ids, not N ids, so confirming an action on 100,000 rows is
+still a small page.
 """
 
 from collections.abc import Callable
@@ -52,8 +53,9 @@ def confirm_action(
         "count": count,
         "preview": list(queryset[:PREVIEW_ROWS]),
         "select_across": select_across,
-        # Without "select all", the ids ride along as the changelist's checkboxes would.
-        "selected": [] if select_across else request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        # The ticked ids ride along as the changelist's checkboxes would: Django runs
+        # no action without one, even with "select all" (which then widens it).
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/confirm_action.html", context)

@@ -4,38 +4,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('digest', '0008_digest_delivery_tracking'),
-        ('subscriptions', '0003_delivery_events_sweep'),
+        ("digest", "0008_digest_delivery_tracking"),
+        ("subscriptions", "0003_delivery_events_sweep"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SchedulingPass',
+            name="SchedulingPass",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('claimed', models.PositiveIntegerField(default=0, help_text='Due periods claimed.')),
-                ('requeued', models.PositiveIntegerField(default=0, help_text='Claims no task had picked up, queued again.')),
-                ('error', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "claimed",
+                    models.PositiveIntegerField(default=0, help_text="Due periods claimed."),
+                ),
+                (
+                    "requeued",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Claims no task had picked up, queued again."
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
             ],
             options={
-                'verbose_name_plural': 'scheduling passes',
-                'ordering': ['-started_at', '-pk'],
+                "verbose_name_plural": "scheduling passes",
+                "ordering": ["-started_at", "-pk"],
             },
         ),
         migrations.AddIndex(
-            model_name='digest',
-            index=models.Index(fields=['-scheduled_for'], name='digest_scheduled_idx'),
+            model_name="digest",
+            index=models.Index(fields=["-scheduled_for"], name="digest_scheduled_idx"),
         ),
         migrations.AddIndex(
-            model_name='digest',
-            index=models.Index(condition=models.Q(('sent_at__isnull', False)), fields=['sent_at'], name='digest_sent_idx'),
+            model_name="digest",
+            index=models.Index(
+                condition=models.Q(("sent_at__isnull", False)),
+                fields=["sent_at"],
+                name="digest_sent_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='schedulingpass',
-            index=models.Index(fields=['-started_at'], name='schedulingpass_started_idx'),
+            model_name="schedulingpass",
+            index=models.Index(fields=["-started_at"], name="schedulingpass_started_idx"),
         ),
     ]

@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscriptions', '0003_delivery_events_sweep'),
+        ("subscriptions", "0003_delivery_events_sweep"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='deliveryevent',
-            index=models.Index(fields=['message_id'], name='deliveryevent_message_idx'),
+            model_name="deliveryevent",
+            index=models.Index(fields=["message_id"], name="deliveryevent_message_idx"),
         ),
     ]
