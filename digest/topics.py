@@ -1,0 +1,233 @@
+"""Curating topics: previewing terms, promoting interests, merging duplicates.
+
+Plain functions over the models, so the admin stays a thin layer over them and they
+can be tested (and called from a shell) without it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Min, TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from digest import matching
+from digest.models import DigestItem, Feedback, Paper, PaperTopic, Topic
+from digest.text import normalise_key
+
+REWRITE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    paper: Paper
+    score: float
+    terms: list[str]
+    curation: str  # the curator's stored decision for this paper and topic, if any
+
+    @property
+    def reaches_threshold(self) -> bool:
+        return self.score >= settings.PAPERBOY_MATCH_THRESHOLD
+
+    @property
+    def curation_label(self) -> str:
+        return PaperTopic.Curation(self.curation).label if self.curation else ""
+
+
+def preview_terms(terms: str, topic: Topic | None = None) -> list[PreviewRow]:
+    """The papers of the rescore window that a topic with ``terms`` would score above
+    zero, best first: the rows that saving those terms stores, with the same numbers.
+
+    Writes nothing. ``topic``, when it exists already, supplies the curator's pins and
+    exclusions, which survive any change of terms.
+    """
+    since = timezone.now() - matching.RESCORE_WINDOW
+    # Every paper of the window, hidden ones too, because rescore_topic() stores theirs.
+    papers = (
+        Paper.objects.filter(ingested_at__gte=since)
+        .order_by("-ingested_at", "-pk")
+        .only("pk", "title", "abstract", "arxiv_id", "abstract_url", "hidden", "ingested_at")
+    )
+    scored = matching.preview([terms], papers.iterator(chunk_size=2000))
+    curation = {}
+    if topic is not None and topic.pk is not None:
+        curation = dict(
+            PaperTopic.objects.filter(topic=topic)
+            .exclude(curation=PaperTopic.Curation.NONE)
+            .values_list("paper_id", "curation")
+        )
+    return [
+        PreviewRow(paper, total, matched, curation.get(paper.pk, PaperTopic.Curation.NONE))
+        for paper, total, matched in scored
+    ]
+
+
+def promote_to_curated(topics: models.QuerySet[Topic]) -> int:
+    """Make subscriber interests curated topics; returns how many changed."""
+    return topics.filter(kind=Topic.Kind.INTEREST).update(kind=Topic.Kind.CURATED)
+
+
+@dataclass
+class MergeResult:
+    survivor: Topic
+    merged: list[str] = field(default_factory=list)
+    subscribers_moved: int = 0
+    terms_added: list[str] = field(default_factory=list)
+    curations_carried: int = 0
+    feedback_rewritten: int = 0
+    ledger_rewritten: int = 0
+
+    def __str__(self):
+        return (
+            f"Merged {', '.join(self.merged)} into {self.survivor}: "
+            f"{self.subscribers_moved} subscriber(s) moved, "
+            f"{len(self.terms_added)} term(s) added, "
+            f"{self.curations_carried} pin(s) or exclusion(s) carried over."
+        )
+
+
+def merge_topics(survivor: Topic, others: Iterable[Topic]) -> MergeResult:
+    """Fold ``others`` into ``survivor``, in one transaction.
+
+    Their subscribers follow the survivor (once each), its terms gain theirs, a
+    curator's pin or exclusion on one of them carries over where the survivor has no
+    decision of its own for that paper (and the merged topics agree), the topic ids
+    that feedback and the ledger remember for ranking point at the survivor, the
+    others are deleted and the survivor is rescored.
+    """
+    other_ids = sorted({topic.pk for topic in others} - {survivor.pk})
+    if not other_ids:
+        raise ValueError("merging needs at least one topic besides the survivor")
+    with transaction.atomic():
+        # Locked in primary-key order, so two merges of overlapping topics queue up
+        # instead of deadlocking, and a signup cannot follow a topic being deleted.
+        locked = list(
+            Topic.objects.select_for_update()
+            .filter(pk__in=[survivor.pk, *other_ids])
+            .order_by("pk")
+        )
+        by_pk = {topic.pk: topic for topic in locked}
+        if survivor.pk not in by_pk or len(by_pk) != len(other_ids) + 1:
+            raise Topic.DoesNotExist("a topic to merge was deleted meanwhile")
+        survivor = by_pk[survivor.pk]
+        merging = [by_pk[pk] for pk in other_ids]
+        result = MergeResult(survivor=survivor, merged=[topic.name for topic in merging])
+
+        result.subscribers_moved = _move_subscribers(survivor, other_ids)
+        result.curations_carried = _carry_curation(survivor, other_ids)
+        result.feedback_rewritten = _rewrite_topic_ids(Feedback, other_ids, survivor.pk)
+        result.ledger_rewritten = _rewrite_topic_ids(DigestItem, other_ids, survivor.pk)
+
+        terms, result.terms_added = _merged_terms(survivor, merging)
+        if result.terms_added:
+            # A queryset update, not save(): the signal would rescore before the
+            # others are gone; this rescores once, below.
+            Topic.objects.filter(pk=survivor.pk).update(terms=terms)
+            survivor.terms = terms
+        Topic.objects.filter(pk__in=other_ids).delete()
+        matching.rescore_topic(survivor)
+    return result
+
+
+def _move_subscribers(survivor: Topic, other_ids: list[int]) -> int:
+    """Repoint one follow per subscriber at the survivor, in SQL, so a topic with
+    100,000 subscribers is one statement; the rest go with the deleted topics."""
+    follows = Topic.subscribers.through.objects
+    already = follows.filter(topic_id=survivor.pk).values("subscriber_id")
+    first_follow = (
+        follows.filter(topic_id__in=other_ids)
+        .exclude(subscriber_id__in=already)
+        .values("subscriber_id")
+        .annotate(first=Min("pk"))
+        .values("first")
+    )
+    return follows.filter(pk__in=first_follow).update(topic_id=survivor.pk)
+
+
+def _carry_curation(survivor: Topic, other_ids: list[int]) -> int:
+    """Copy the merged topics' pins and exclusions where the survivor has none.
+
+    Curators make these by hand, so there are few and they are read into memory.
+    Where the merged topics disagree on a paper, it stays as scored.
+    """
+    decisions = defaultdict(set)
+    for paper_id, curation in (
+        PaperTopic.objects.filter(topic_id__in=other_ids)
+        .exclude(curation=PaperTopic.Curation.NONE)
+        .values_list("paper_id", "curation")
+    ):
+        decisions[paper_id].add(curation)
+    agreed = {paper_id: found.pop() for paper_id, found in decisions.items() if len(found) == 1}
+    if not agreed:
+        return 0
+    own = dict(
+        PaperTopic.objects.filter(topic=survivor, paper_id__in=list(agreed)).values_list(
+            "paper_id", "curation"
+        )
+    )
+    carried = {paper_id: curation for paper_id, curation in agreed.items() if not own.get(paper_id)}
+    for curation in {*carried.values()}:
+        PaperTopic.objects.filter(
+            topic=survivor,
+            paper_id__in=[p for p, c in carried.items() if c == curation and p in own],
+            curation=PaperTopic.Curation.NONE,
+        ).update(curation=curation)
+    # The rescore that ends the merge gives these their scores.
+    PaperTopic.objects.bulk_create(
+        PaperTopic(paper_id=paper_id, topic=survivor, curation=curation)
+        for paper_id, curation in carried.items()
+        if paper_id not in own
+    )
+    return len(carried)
+
+
+def _rewrite_topic_ids(model: type[models.Model], other_ids: list[int], survivor_id: int) -> int:
+    """Point the JSON ``topic_ids`` lists that name a merged topic at the survivor."""
+    # SQLite has no JSON containment lookup, so the stored text is matched instead
+    # ("[3, 14]" on PostgreSQL, "[3,14]" on SQLite); the rewrite below is exact.
+    ids = "|".join(str(pk) for pk in other_ids)
+    pattern = rf"(^|[^0-9])({ids})([^0-9]|$)"
+    pks = list(
+        model.objects.annotate(topic_ids_text=Cast("topic_ids", TextField()))
+        .filter(topic_ids_text__regex=pattern)
+        .values_list("pk", flat=True)
+    )
+    merged = set(other_ids)
+    rewritten = 0
+    for start in range(0, len(pks), REWRITE_BATCH):
+        batch = model.objects.filter(pk__in=pks[start : start + REWRITE_BATCH]).only("topic_ids")
+        changed = []
+        for row in batch:
+            topic_ids = []
+            for topic_id in row.topic_ids:
+                topic_id = survivor_id if topic_id in merged else topic_id
+                if topic_id not in topic_ids:
+                    topic_ids.append(topic_id)
+            if topic_ids != row.topic_ids:
+                row.topic_ids = topic_ids
+                changed.append(row)
+        model.objects.bulk_update(changed, ["topic_ids"])
+        rewritten += len(changed)
+    return rewritten
+
+
+def _merged_terms(survivor: Topic, merging: list[Topic]) -> tuple[str, list[str]]:
+    """The survivor's terms followed by the others' new ones, and the new ones.
+
+    Compared by normalised key, so "Diffusion models" does not come back as
+    "diffusion models" and count twice.
+    """
+    seen = {normalise_key(term) for term in survivor.term_list}
+    added = []
+    for topic in merging:
+        for term in topic.term_list:
+            key = normalise_key(term)
+            if key and key not in seen:
+                seen.add(key)
+                added.append(term)
+    return "\n".join([*survivor.term_list, *added]), added
