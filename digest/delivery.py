@@ -211,3 +211,105 @@ def give_up(digest_ids: list[int], error: str) -> None:
     Digest.objects.filter(pk__in=digest_ids, status=Digest.Status.CLAIMED).update(
         status=Digest.Status.FAILED, last_error=f"gave up after retries: {error}"[:2000]
     )
+
+
+PREVIEW_PERIOD = "preview"
+
+
+def preview(subscriber: Subscriber, now: dt.datetime) -> tuple[str, str, str] | None:
+    """The digest the subscriber would get now, rendered: (subject, text, html); None
+    when nothing is new. Writes nothing."""
+    picks = compose(subscriber, until=now)
+    if not picks:
+        return None
+    # Unsaved: a preview claims nothing and records nothing.
+    digest = Digest(subscriber=subscriber, period=PREVIEW_PERIOD, scheduled_for=now, pk=0)
+    return emails.render_digest(digest, picks)
+
+
+class CannotSend(Exception):
+    """The digest may not go to this subscriber now; the message says why."""
+
+
+def adhoc_period(now: dt.datetime) -> str:
+    """A period key no schedule produces ("2026-11-28", "2026-W48"), within 16 characters."""
+    return f"t{now:%Y%m%d%H%M%S}"
+
+
+def send_test(subscriber: Subscriber, to: str | None, now: dt.datetime) -> int:
+    """Send the digest the subscriber would get now; the number of papers sent, 0 when
+    nothing is new (and nothing was sent).
+
+    With an address (a curator's), a copy with "[Test] " before the subject, recorded
+    nowhere: those papers still go out in the subscriber's next digest. Without one,
+    a real delivery to the subscriber, recorded like a scheduled one (a sent digest and
+    its ledger entries), so those papers never come again. Mail errors propagate.
+    """
+    if to is None:
+        return _send_now(subscriber, now)
+    picks = compose(subscriber, until=now)
+    if not picks:
+        return 0
+    digest = Digest(subscriber=subscriber, period=PREVIEW_PERIOD, scheduled_for=now, pk=0)
+    message = emails.build_digest(digest, picks)
+    message.subject = f"[Test] {message.subject}"
+    message.to = [to]
+    # A mail client's "unsubscribe" button on the curator's copy would unsubscribe the
+    # subscriber.
+    for name in ("List-Unsubscribe", "List-Unsubscribe-Post"):
+        message.extra_headers.pop(name, None)
+    _send_one(message)
+    return len(picks)
+
+
+def _send_one(message) -> None:
+    connection = mail.mailers.default
+    try:
+        connection.send_messages([message])
+    finally:
+        connection.close()
+
+
+def _send_now(subscriber: Subscriber, now: dt.datetime) -> int:
+    if subscriber.status != Subscriber.Status.ACTIVE:
+        raise CannotSend(f"{subscriber.email} is {subscriber.get_status_display().lower()}.")
+    if is_suppressed(subscriber.email):
+        raise CannotSend(f"{subscriber.email} is on the suppression list.")
+    try:
+        with transaction.atomic():
+            digest = Digest.objects.create(
+                subscriber=subscriber,
+                period=adhoc_period(now),
+                scheduled_for=now,
+                status=Digest.Status.SENDING,
+                attempts=1,
+            )
+    except IntegrityError:
+        raise CannotSend("A digest was sent to them this very second; try again.") from None
+    try:
+        message = _prepare(digest, now)
+    except IntegrityError:
+        # A scheduled digest recorded some of these papers in the ledger meanwhile.
+        digest.delete()
+        raise CannotSend("Their scheduled digest is going out right now; try again.") from None
+    if message is None:
+        # Nothing went out, and a skipped digest would move the start of their next
+        # digest's window: leave no trace.
+        digest.refresh_from_db(fields=["status", "last_error"])
+        digest.delete()
+        if digest.status == Digest.Status.SUPPRESSED:
+            raise CannotSend(f"{subscriber.email} was suppressed meanwhile.")
+        if digest.last_error:
+            raise CannotSend(f"Not sent: {digest.last_error}.")
+        return 0
+    try:
+        _send_one(message)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        DigestItem.objects.filter(digest=digest).delete()
+        _finish(digest, Digest.Status.FAILED, error)
+        if _permanent_recipient_failure(exc):
+            suppress(subscriber.email, Suppression.Reason.REFUSED, detail=error)
+        raise
+    _finish(digest, Digest.Status.SENT, message_id=_message_id(message), sent_at=timezone.now())
+    return DigestItem.objects.filter(digest=digest).count()

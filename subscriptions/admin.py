@@ -1,13 +1,211 @@
+import csv
+import datetime as dt
+import smtplib
+from collections import defaultdict
+
+from anymail.exceptions import AnymailError
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation, IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models.functions import Lower
+from django.http import (
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
-from subscriptions import deliverability
+from digest import delivery
+from digest.admin.confirm import confirm_action
+from digest.models import Digest, Topic
+from subscriptions import deliverability, services, tasks
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression
+
+# Rows per query when an action or the export walks a selection (up to every subscriber).
+PAGE = 1000
+EXPORT_COLUMNS = [
+    "email",
+    "status",
+    "frequency",
+    "weekday",
+    "send_hour",
+    "timezone",
+    "max_papers",
+    "topics",
+    "created_at",
+    "confirmed_at",
+]
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+TOPICS_SHOWN = 5
+
+
+def keyset_pages(queryset, *fields: str, size: int | None = None):
+    """The queryset a page at a time, in pk order: model instances, or (pk, *fields)
+    tuples when fields are given.
+
+    Keyset, not OFFSET, pagination: memory stays bounded at any size, and rows that
+    drop out of the selection as the caller changes them (a status filter, say) are
+    neither skipped nor repeated.
+    """
+    size = size or PAGE
+    queryset = queryset.order_by("pk")
+    if fields:
+        queryset = queryset.values_list("pk", *fields)
+    last_pk = None
+    while True:
+        page = list((queryset if last_pk is None else queryset.filter(pk__gt=last_pk))[:size])
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last_pk = page[-1][0] if fields else page[-1].pk
+
+
+def spreadsheet_safe(value):
+    """A CSV cell: ISO dates, and text that a spreadsheet shows rather than evaluates."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return f"'{value}"
+    return value
+
+
+class _Echo:
+    """A file for csv.writer that hands each line back instead of keeping it."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def export_lines(queryset):
+    """The subscribers as CSV lines, two queries per page of PAGE subscribers."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    weekdays = dict(Subscriber.Weekday.choices)
+    fields = [name for name in EXPORT_COLUMNS if name != "topics"]
+    for page in keyset_pages(queryset, *fields):
+        topics = defaultdict(list)
+        memberships = (
+            Subscriber.topics.through.objects.filter(subscriber_id__in=[row[0] for row in page])
+            .order_by("topic__name")
+            .values_list("subscriber_id", "topic__name")
+        )
+        for subscriber_id, name in memberships:
+            topics[subscriber_id].append(name)
+        lines = []
+        for pk, *values in page:
+            row = dict(zip(fields, values, strict=True))
+            row["weekday"] = weekdays[row["weekday"]]
+            row["topics"] = "; ".join(topics[pk])
+            lines.append(writer.writerow([spreadsheet_safe(row[name]) for name in EXPORT_COLUMNS]))
+        yield "".join(lines)
+
+
+class TopicFilter(admin.SimpleListFilter):
+    """Curated topics only: listing every interest (thousands) would be an unbounded
+    select. Any topic id still filters, as the topic list's links to here rely on."""
+
+    title = "topic"
+    parameter_name = "topics__id__exact"
+
+    def lookups(self, request, model_admin):
+        choices = list(Topic.objects.curated().order_by("name").values_list("pk", "name"))
+        value = self.value()
+        if value and value.isdigit() and int(value) not in {pk for pk, _ in choices}:
+            choices += Topic.objects.filter(pk=value).values_list("pk", "name")
+        return choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"not a topic id: {value!r}")
+        # One membership per subscriber and topic, so the join cannot duplicate rows.
+        return queryset.filter(topics__id=value)
+
+
+class SubscriberChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # The page's topics in one query, not one per row.
+        self.result_list = self.result_list.prefetch_related(
+            Prefetch("topics", queryset=Topic.objects.only("name"))
+        )
+
+
+class SubscriberForm(forms.ModelForm):
+    class Meta:
+        model = Subscriber
+        fields = ["email", "status", *services.PREFERENCE_FIELDS, "topics"]
+
+    def clean_status(self):
+        status = self.cleaned_data["status"]
+        current = self.instance.status
+        if status == current:
+            return status
+        if status == Subscriber.Status.SUPPRESSED:
+            raise forms.ValidationError(
+                "Use the “Suppress” action: it puts the address on the suppression list too."
+            )
+        if current == Subscriber.Status.SUPPRESSED and deliverability.is_suppressed(
+            self.instance.email
+        ):
+            raise forms.ValidationError("The address is suppressed: lift the suppression first.")
+        if status == Subscriber.Status.ACTIVE and self.instance.confirmed_at is None:
+            raise forms.ValidationError(
+                "Only a subscriber who confirmed their address can be active: "
+                "resend the confirmation instead."
+            )
+        return status
+
+
+class SuppressForm(forms.Form):
+    detail = forms.CharField(
+        label="Why (kept with the record)",
+        max_length=500,
+        error_messages={"required": "Give a reason."},
+    )
+
+
+class LiftForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (kept with the record)",
+        max_length=500,
+        error_messages={"required": "Give a reason."},
+    )
+
+
+LIFT_EXPLANATION = (
+    "Mail to these addresses was stopped because it bounced, was refused or drew a "
+    "complaint. Their subscribers come back paused: they resume from their manage page."
+)
+
+
+def lift_suppressions(suppressions, reason: str) -> int:
+    lifted = 0
+    for page in keyset_pages(suppressions.active()):
+        for suppression in page:
+            deliverability.lift(suppression, reason)
+            lifted += 1
+    return lifted
 
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    form = SubscriberForm
     list_display = [
         "email",
         "status",
@@ -15,12 +213,16 @@ class SubscriberAdmin(admin.ModelAdmin):
         "send_hour",
         "timezone",
         "next_due_at",
+        "topic_names",
         "created_at",
     ]
-    list_filter = ["status", "frequency", "timezone", "topics"]
+    list_filter = ["status", TopicFilter, "frequency", "timezone"]
     search_fields = ["email"]
+    # The unfiltered total is a second COUNT over every subscriber on each page view.
+    show_full_result_count = False
     autocomplete_fields = ["topics"]
     readonly_fields = [
+        "next_due_at",
         "created_at",
         "updated_at",
         "confirmed_at",
@@ -28,7 +230,285 @@ class SubscriberAdmin(admin.ModelAdmin):
         "consent_ip",
         "consent_user_agent",
     ]
-    date_hierarchy = "created_at"
+    fieldsets = [
+        (None, {"fields": ["email", "status"]}),
+        (
+            "Schedule",
+            {
+                "fields": [
+                    "frequency",
+                    "weekday",
+                    "send_hour",
+                    "timezone",
+                    "max_papers",
+                    "next_due_at",
+                ]
+            },
+        ),
+        ("Topics", {"fields": ["topics"]}),
+        (
+            "Consent",
+            {
+                "fields": [
+                    "created_at",
+                    "updated_at",
+                    "confirmed_at",
+                    "consent_at",
+                    "consent_ip",
+                    "consent_user_agent",
+                ]
+            },
+        ),
+    ]
+    actions = ["resend_confirmation", "suppress", "lift_suppression", "export_csv"]
+
+    def get_changelist(self, request, **kwargs):
+        return SubscriberChangeList
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location)
+        # Its confirmation page loads every selected subscriber with their digests and
+        # ledger: with "select all", that is the whole table. One at a time, from the
+        # subscriber's page, stays.
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="Topics")
+    def topic_names(self, subscriber):
+        names = [topic.name for topic in subscriber.topics.all()]
+        shown = ", ".join(names[:TOPICS_SHOWN])
+        more = len(names) - TOPICS_SHOWN
+        return f"{shown} (+{more})" if more > 0 else shown
+
+    def save_model(self, request, obj, form, change):
+        rescheduled = not change or any(
+            name in form.changed_data for name in [*services.SCHEDULE_FIELDS, "status"]
+        )
+        if rescheduled:
+            services.reschedule(obj)
+        if not change:
+            obj.save()
+            return
+        # Only what the curator changed: an unsubscribe or a bounce that lands while the
+        # form is open must stand.
+        fields = [name for name in form.changed_data if name != "topics"]
+        if rescheduled:
+            fields.append("next_due_at")
+        if fields:
+            obj.save(update_fields=[*fields, "updated_at"])
+
+    @admin.action(description="Resend the confirmation email…", permissions=["change"])
+    def resend_confirmation(self, request, queryset):
+        pending = queryset.filter(status=Subscriber.Status.PENDING)
+
+        def apply(pending):
+            queued = 0
+            for page in keyset_pages(pending):
+                for subscriber in page:
+                    tasks.send_confirmation.delay_on_commit(subscriber.pk)
+                    queued += 1
+            return f"Queued the confirmation email for {queued} pending subscriber(s)."
+
+        return confirm_action(
+            self,
+            request,
+            pending,
+            action="resend_confirmation",
+            title="Resend the confirmation email",
+            explanation="Only subscribers still waiting to confirm are mailed; the others "
+            "in the selection are left alone, and so are suppressed addresses.",
+            apply=apply,
+            button="Send",
+        )
+
+    @admin.action(description="Suppress the selected addresses…", permissions=["change"])
+    def suppress(self, request, queryset):
+        def apply(queryset, cleaned):
+            suppressed = already = 0
+            for page in keyset_pages(queryset, "email"):
+                for _, email in page:
+                    if deliverability.suppress(
+                        email, Suppression.Reason.MANUAL, detail=cleaned["detail"]
+                    ):
+                        suppressed += 1
+                    else:
+                        already += 1
+            return f"Suppressed {suppressed} address(es); {already} already were."
+
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            action="suppress",
+            title="Suppress these addresses",
+            explanation="Nothing more is mailed to them, digests or otherwise, until the "
+            "suppression is lifted.",
+            apply=apply,
+            form_class=SuppressForm,
+            button="Suppress",
+        )
+
+    @admin.action(
+        description="Lift the suppression of the selected addresses…", permissions=["change"]
+    )
+    def lift_suppression(self, request, queryset):
+        suppressed = queryset.filter(status=Subscriber.Status.SUPPRESSED)
+
+        def apply(suppressed, cleaned):
+            lifted = 0
+            for page in keyset_pages(suppressed, "email"):
+                emails = {email.lower() for _, email in page}
+                suppressions = Suppression.objects.annotate(lower_email=Lower("email")).filter(
+                    lower_email__in=emails
+                )
+                lifted += lift_suppressions(suppressions, cleaned["reason"])
+            return f"Lifted {lifted} suppression(s)."
+
+        return confirm_action(
+            self,
+            request,
+            suppressed,
+            action="lift_suppression",
+            title="Lift the suppression of these addresses",
+            explanation=LIFT_EXPLANATION,
+            apply=apply,
+            form_class=LiftForm,
+            button="Lift",
+        )
+
+    @admin.action(description="Export the selected subscribers as CSV")
+    def export_csv(self, request, queryset):
+        response = StreamingHttpResponse(
+            export_lines(queryset), content_type="text/csv; charset=utf-8"
+        )
+        name = f"subscribers-{timezone.now():%Y%m%d-%H%M}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="{}_{}_preview".format(*info),
+            ),
+            path(
+                "<path:object_id>/send-test/",
+                self.admin_site.admin_view(self.send_test_view),
+                name="{}_{}_send_test".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def _subscriber_or_redirect(self, request, object_id, permission):
+        subscriber = self.get_object(request, unquote(object_id))
+        if subscriber is None:
+            return None, self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not permission(request, subscriber):
+            raise PermissionDenied
+        return subscriber, None
+
+    def _page_context(self, request, subscriber, title, **extra):
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": subscriber,
+            "subscriber": subscriber,
+            "title": title,
+            **extra,
+        }
+
+    def preview_view(self, request, object_id):
+        subscriber, redirect = self._subscriber_or_redirect(
+            request, object_id, self.has_view_or_change_permission
+        )
+        if redirect:
+            return redirect
+        rendered = delivery.preview(subscriber, timezone.now())
+        if rendered is None:
+            context = self._page_context(request, subscriber, f"Nothing new for {subscriber}")
+            return TemplateResponse(
+                request, "admin/subscriptions/subscriber/nothing_new.html", context
+            )
+        _, _, html = rendered
+        response = HttpResponse(html)
+        # The digest shows text from paper feeds; served from the admin's origin it must
+        # never run a script, whatever slipped through.
+        response["Content-Security-Policy"] = (
+            "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
+        )
+        return response
+
+    def send_test_view(self, request, object_id):
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        subscriber, redirect = self._subscriber_or_redirect(
+            request, object_id, self.has_change_permission
+        )
+        if redirect:
+            return redirect
+        if request.method == "GET":
+            context = self._page_context(
+                request,
+                subscriber,
+                f"Send a test digest for {subscriber}",
+                curator_email=request.user.email,
+                suppressed=deliverability.is_suppressed(subscriber.email),
+            )
+            return TemplateResponse(
+                request, "admin/subscriptions/subscriber/send_test.html", context
+            )
+        self._send_test_digest(request, subscriber, request.POST.get("to"))
+        return HttpResponseRedirect(request.path)
+
+    def _send_test_digest(self, request, subscriber, to: str | None) -> None:
+        if to == "me":
+            address = request.user.email
+            if not address:
+                self.message_user(
+                    request,
+                    "Your account has no email address: add one to your user to get test copies.",
+                    messages.ERROR,
+                )
+                return
+        elif to == "subscriber":
+            address = None
+        else:
+            self.message_user(request, "Choose where the test goes.", messages.ERROR)
+            return
+        try:
+            sent = delivery.send_test(subscriber, address, timezone.now())
+        except delivery.CannotSend as exc:
+            self.message_user(request, f"Not sent: {exc}", messages.ERROR)
+        except (smtplib.SMTPException, AnymailError, OSError) as exc:
+            self.message_user(
+                request,
+                f"The mail server did not take the digest ({type(exc).__name__}: {exc}). "
+                "Nothing was recorded as sent.",
+                messages.ERROR,
+            )
+        else:
+            if not sent:
+                self.message_user(
+                    request,
+                    f"Nothing new for {subscriber}: no digest was sent.",
+                    messages.WARNING,
+                )
+            elif address:
+                self.message_user(
+                    request,
+                    f"Sent a test copy ({sent} paper(s)) to {address}. Nothing was recorded: "
+                    "the subscriber still gets these papers in their next digest.",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Sent their digest ({sent} paper(s)) to {subscriber}; it is recorded as "
+                    "sent, and these papers will not come again.",
+                    messages.SUCCESS,
+                )
 
 
 @admin.register(Suppression)
@@ -52,22 +532,21 @@ class SuppressionAdmin(admin.ModelAdmin):
             Suppression.objects.active().with_email(obj.email).values_list("pk", flat=True).first()
         )
 
-    @admin.action(description="Lift the selected suppressions…")
+    @admin.action(description="Lift the selected suppressions…", permissions=["change"])
     def lift(self, request, queryset):
-        queryset = queryset.active()
-        reason = request.POST.get("reason", "").strip()
-        if request.POST.get("confirmed") and reason:
-            for suppression in queryset:
-                deliverability.lift(suppression, reason)
-            self.message_user(request, f"Lifted {len(queryset)} suppression(s).", messages.SUCCESS)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "queryset": queryset,
-            "error": "Give a reason." if request.POST.get("confirmed") else "",
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/subscriptions/lift_suppressions.html", context)
+        return confirm_action(
+            self,
+            request,
+            queryset.active(),
+            action="lift",
+            title="Lift these suppressions",
+            explanation=LIFT_EXPLANATION,
+            apply=lambda active, cleaned: (
+                f"Lifted {lift_suppressions(active, cleaned['reason'])} suppression(s)."
+            ),
+            form_class=LiftForm,
+            button="Lift",
+        )
 
 
 @admin.register(DeliveryEvent)
@@ -79,11 +558,30 @@ class DeliveryEventAdmin(admin.ModelAdmin):
         "recipient",
         "reject_reason",
         "processed_at",
+        "digest_link",
     ]
     list_filter = ["event_type", "esp", ("processed_at", admin.EmptyFieldListFilter)]
     search_fields = ["recipient", "message_id", "event_id"]
+    readonly_fields = ["digest_link"]
     date_hierarchy = "received_at"
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        # A subquery in the page's own query (message_id is indexed), not one per row;
+        # unsent digests have no message id and match no event.
+        digests = Digest.objects.filter(message_id=OuterRef("message_id")).exclude(message_id="")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(digest_id=Subquery(digests.order_by("pk").values("pk")[:1]))
+        )
+
+    @admin.display(description="Digest")
+    def digest_link(self, event):
+        if event.digest_id is None:
+            return "—"
+        url = reverse("admin:digest_digest_change", args=[event.digest_id])
+        return format_html('<a href="{}">#{}</a>', url, event.digest_id)
 
     def has_add_permission(self, request):
         return False

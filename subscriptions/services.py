@@ -141,3 +141,13 @@ def export(subscriber: Subscriber) -> dict:
 def delete(subscriber: Subscriber) -> None:
     """Hard delete: the subscriber, their digests and their ledger."""
     subscriber.delete()
+
+
+SCHEDULE_FIELDS = ["frequency", "weekday", "send_hour", "timezone"]
+
+
+def reschedule(subscriber: Subscriber) -> None:
+    """Set (not save) next_due_at for the subscriber's status and schedule, as the manage
+    page, pause and resume do: the next send time while active, none otherwise."""
+    active = subscriber.status == Subscriber.Status.ACTIVE
+    subscriber.next_due_at = next_due(subscriber, timezone.now()) if active else None

@@ -110,12 +110,12 @@ def test_admins_lift_a_suppression_with_a_reason(admin_client, due_reader):
 
     asked = admin_client.post(changelist, action)
     assert asked.status_code == 200 and b"Reason" in asked.content
-    no_reason = admin_client.post(changelist, action | {"confirmed": "1", "reason": " "})
+    no_reason = admin_client.post(changelist, action | {"confirmed": "yes", "reason": " "})
     assert b"Give a reason." in no_reason.content
     assert Suppression.objects.active().exists()
 
     done = admin_client.post(
-        changelist, action | {"confirmed": "1", "reason": "mailbox fixed, asked by phone"}
+        changelist, action | {"confirmed": "yes", "reason": "mailbox fixed, asked by phone"}
     )
 
     assert done.status_code == 302

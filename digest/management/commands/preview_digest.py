@@ -4,9 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from digest import emails
-from digest.compose import compose
-from digest.models import Digest
+from digest.delivery import preview
 from subscriptions.models import Subscriber
 
 
@@ -21,14 +19,11 @@ class Command(BaseCommand):
         subscriber = Subscriber.objects.with_email(address).first()
         if subscriber is None:
             raise CommandError(f"no subscriber with the address {address}")
-        now = timezone.now()
-        picks = compose(subscriber, until=now)
-        if not picks:
+        rendered = preview(subscriber, timezone.now())
+        if rendered is None:
             self.stdout.write(f"{subscriber.email} has nothing new: no digest would be sent.")
             return
-        # Unsaved: a preview claims nothing and records nothing.
-        digest = Digest(subscriber=subscriber, period="preview", scheduled_for=now, pk=0)
-        subject, text, html = emails.render_digest(digest, picks)
+        subject, text, html = rendered
         folder = Path(output or settings.VAR_DIR / "previews")
         folder.mkdir(parents=True, exist_ok=True)
         stem = folder / f"digest-{subscriber.pk}"
