@@ -12,7 +12,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from digest import delivery
 from digest.models import Digest, DigestItem, ImportRun, Paper, SchedulingPass
 from digest.tasks import schedule_digests
-from subscriptions.models import DeliveryEvent
+from subscriptions.models import DeliveryEvent, Suppression
 from tests.factories import DigestFactory, PaperFactory, SubscriberFactory, TopicFactory, match
 
 pytestmark = pytest.mark.django_db
@@ -362,6 +362,8 @@ def _queries(client, url) -> int:
         "digest_importrun",
         "digest_schedulingpass",
         "django_celery_beat_periodictask",
+        "subscriptions_suppression",
+        "subscriptions_deliveryevent",
     ],
 )
 def test_changelist_queries_stay_flat_as_rows_grow(admin_client, name):
@@ -373,6 +375,12 @@ def test_changelist_queries_stay_flat_as_rows_grow(admin_client, name):
             DigestItem.objects.create(digest=digest, paper=PaperFactory(), position=1)
             ImportRun.objects.create(source="x", format="auto", status="succeeded", started_at=NOW)
             SchedulingPass.objects.create(started_at=NOW, claimed=1)
+            event = DeliveryEvent.objects.create(
+                esp="x", event_id=f"e{digest.pk}", event_type="bounced", message_id="<m@x>"
+            )
+            Suppression.objects.create(
+                email=digest.subscriber.email, reason="bounced", source_event=event
+            )
             PeriodicTask.objects.create(
                 name=f"task {PeriodicTask.objects.count()}",
                 task="digest.import_feeds",
