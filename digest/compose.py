@@ -7,7 +7,10 @@ is a lookup over the subscriber's topics, not a search.
 import datetime as dt
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from django.db.models import Max
 
 from digest.models import Digest, DigestItem, Feedback, Paper, PaperTopic, Topic
 
@@ -35,61 +38,127 @@ class Pick:
         return "; ".join(parts)[:500]
 
 
-def window_start(subscriber, until: dt.datetime, exclude: Digest | None = None) -> dt.datetime:
-    """Papers imported after this go in: since the previous digest, or one period back."""
+def compose(subscriber, until: dt.datetime, digest: Digest | None = None) -> list[Pick]:
+    """The papers for one subscriber's digest at ``until``, best first.
+
+    ``digest`` is the digest being composed, if it exists; it never counts as the
+    previous one.
+    """
+    return compose_many([subscriber], until, exclude=[digest.pk] if digest else ())[subscriber.pk]
+
+
+def compose_many(
+    subscribers: list, until: dt.datetime, exclude: Iterable[int] = ()
+) -> dict[int, list[Pick]]:
+    """Compose the digests of many subscribers at once, by subscriber id.
+
+    A fixed number of queries for any number of subscribers (their topics, previous
+    digests, candidate papers, ledger and feedback), so a batch of a hundred costs
+    about what one did; the ranking itself is Python over those rows.
+    """
+    subscribers = {subscriber.pk: subscriber for subscriber in subscribers}
+    picks: dict[int, list[Pick]] = {pk: [] for pk in subscribers}
+    follows: dict[int, list[int]] = defaultdict(list)
+    for subscriber_id, topic_id in Topic.subscribers.through.objects.filter(
+        subscriber_id__in=subscribers
+    ).values_list("subscriber_id", "topic_id"):
+        follows[subscriber_id].append(topic_id)
+    if not follows:
+        return picks
+    topics = Topic.objects.only("pk", "name").in_bulk({t for ids in follows.values() for t in ids})
+    since = _window_starts([subscribers[pk] for pk in follows], until, exclude)
+
+    # Every stored match of any of these topics in the widest window, grouped by topic.
+    by_topic: dict[int, list[tuple[int, float, list[str]]]] = defaultdict(list)
+    ingested: dict[int, dt.datetime] = {}
+    for paper_id, topic_id, score, terms, ingested_at in (
+        PaperTopic.objects.matching()
+        .filter(
+            topic_id__in=topics,
+            paper__ingested_at__gt=min(since.values()),
+            paper__ingested_at__lte=until,
+        )
+        .order_by("-score", "paper_id")
+        .values_list("paper_id", "topic_id", "score", "matched_terms", "paper__ingested_at")
+    ):
+        by_topic[topic_id].append((paper_id, score, terms))
+        ingested[paper_id] = ingested_at
+    if not ingested:
+        return picks
+    sent: dict[int, set[int]] = defaultdict(set)
+    for subscriber_id, paper_id in DigestItem.objects.filter(
+        subscriber_id__in=follows, paper_id__in=ingested
+    ).values_list("subscriber_id", "paper_id"):
+        sent[subscriber_id].add(paper_id)
+    affinity: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for subscriber_id, topic_ids, vote in Feedback.objects.filter(
+        subscriber_id__in=follows
+    ).values_list("subscriber_id", "topic_ids", "vote"):
+        for topic_id in topic_ids:
+            affinity[subscriber_id][topic_id] += vote
+
+    ranked: dict[int, list[Pick]] = {}
+    needed: set[int] = set()
+    for subscriber_id, topic_ids in follows.items():
+        start, already = since[subscriber_id], sent[subscriber_id]
+        matches: dict[int, list[tuple[float, Topic, list[str]]]] = defaultdict(list)
+        for topic_id in topic_ids:
+            for paper_id, score, terms in by_topic.get(topic_id, ()):
+                if ingested[paper_id] > start and paper_id not in already:
+                    matches[paper_id].append((score, topics[topic_id], terms))
+        candidates = []
+        for paper_id, found in matches.items():
+            # The strongest match first: it sets the relevance and leads the reason.
+            found.sort(key=lambda match: (-match[0], match[1].name))
+            pick = Pick(
+                paper=paper_id,
+                relevance=found[0][0] + EXTRA_TOPIC_BONUS * (len(found) - 1),
+                topics=[topic for _, topic, _ in found],
+            )
+            for _, _, terms in found:
+                pick.terms += [term for term in terms if term not in pick.terms]
+            candidates.append(pick)
+        ranked[subscriber_id] = candidates
+        needed.update(matches)
+    papers = Paper.objects.in_bulk(needed)
+    for subscriber_id, candidates in ranked.items():
+        votes_by_topic = affinity.get(subscriber_id, {})
+        for pick in candidates:
+            pick.paper = papers[pick.paper]
+            votes = sum(votes_by_topic.get(topic.pk, 0) for topic in pick.topics)
+            votes = max(-FEEDBACK_CAP, min(FEEDBACK_CAP, votes))
+            pick.score = (
+                pick.relevance
+                + UPVOTE_WEIGHT * math.log1p(pick.paper.upvotes)
+                + (FEATURED_BOOST if pick.paper.featured else 0.0)
+                + FEEDBACK_WEIGHT * votes
+            )
+        candidates.sort(key=lambda p: (-p.score, -p.paper.upvotes, p.paper.pk))
+        picks[subscriber_id] = candidates[: subscribers[subscriber_id].max_papers]
+    return picks
+
+
+def _window_starts(subscribers: list, until: dt.datetime, exclude: Iterable[int]) -> dict:
+    """Papers imported after this go in, per subscriber: since the previous digest, or
+    one period back for a first digest."""
     # Only digests that went out (or had nothing to say): papers held back by a failed
     # period are still owed. The ledger keeps any overlap from being sent twice.
-    previous = subscriber.digests.exclude(pk=getattr(exclude, "pk", None)).filter(
-        scheduled_for__lt=until, status__in=[Digest.Status.SENT, Digest.Status.SKIPPED]
-    )
-    latest = previous.order_by("-scheduled_for").values_list("scheduled_for", flat=True).first()
-    if latest is not None:
-        return latest
-    return until - dt.timedelta(days=7 if subscriber.frequency == "weekly" else 1)
-
-
-def topic_affinity(subscriber) -> dict[int, int]:
-    """Net 👍 minus 👎 per topic, from the subscriber's feedback."""
-    affinity: dict[int, int] = defaultdict(int)
-    for topic_ids, vote in subscriber.feedback.values_list("topic_ids", "vote"):
-        for topic_id in topic_ids:
-            affinity[topic_id] += vote
-    return affinity
-
-
-def compose(subscriber, until: dt.datetime, digest: Digest | None = None) -> list[Pick]:
-    topics = {topic.pk: topic for topic in subscriber.topics.all()}
-    if not topics:
-        return []
-    since = window_start(subscriber, until, exclude=digest)
-    rows = (
-        PaperTopic.objects.matching()
-        .filter(topic_id__in=topics, paper__ingested_at__gt=since, paper__ingested_at__lte=until)
-        .exclude(paper__in=DigestItem.objects.filter(subscriber=subscriber).values("paper"))
-        .select_related("paper")
-        .order_by("-score")
-    )
-    picks: dict[int, Pick] = {}
-    for row in rows:
-        pick = picks.get(row.paper_id)
-        if pick is None:
-            pick = picks[row.paper_id] = Pick(paper=row.paper, relevance=row.score)
-        else:
-            pick.relevance += EXTRA_TOPIC_BONUS
-        pick.topics.append(topics[row.topic_id])
-        pick.terms += [term for term in row.matched_terms if term not in pick.terms]
-    affinity = topic_affinity(subscriber)
-    for pick in picks.values():
-        votes = sum(affinity.get(topic.pk, 0) for topic in pick.topics)
-        votes = max(-FEEDBACK_CAP, min(FEEDBACK_CAP, votes))
-        pick.score = (
-            pick.relevance
-            + UPVOTE_WEIGHT * math.log1p(pick.paper.upvotes)
-            + (FEATURED_BOOST if pick.paper.featured else 0.0)
-            + FEEDBACK_WEIGHT * votes
+    previous = dict(
+        Digest.objects.filter(
+            subscriber_id__in=[subscriber.pk for subscriber in subscribers],
+            scheduled_for__lt=until,
+            status__in=[Digest.Status.SENT, Digest.Status.SKIPPED],
         )
-    ranked = sorted(picks.values(), key=lambda p: (-p.score, -p.paper.upvotes, p.paper.pk))
-    return ranked[: subscriber.max_papers]
+        .exclude(pk__in=list(exclude))
+        .values("subscriber_id")
+        .annotate(latest=Max("scheduled_for"))
+        .values_list("subscriber_id", "latest")
+    )
+    return {
+        subscriber.pk: previous.get(subscriber.pk)
+        or until - dt.timedelta(days=7 if subscriber.frequency == "weekly" else 1)
+        for subscriber in subscribers
+    }
 
 
 def record_feedback(subscriber, paper, vote: int) -> Feedback:

@@ -1,0 +1,166 @@
+"""Batching for throughput must not change what anyone gets: a batch composes what each
+subscriber alone would get, claims go page by page, and each digest's state is right
+whatever fails in the middle of a batch."""
+
+import datetime as dt
+import random
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from digest import delivery
+from digest.compose import compose, compose_many
+from digest.models import Digest, DigestItem, Feedback, PaperTopic
+from digest.tasks import schedule_digests
+from tests.factories import DigestFactory, PaperFactory, SubscriberFactory, TopicFactory, match
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 11, 28, 8, tzinfo=dt.UTC)
+
+
+def population(size: int, seed: int = 1):
+    """Subscribers with overlapping topics, earlier digests, ledgers, feedback, pins and
+    exclusions, weekly and daily, different caps: everything composing looks at."""
+    rng = random.Random(seed)  # noqa: S311 - a seeded population, not secrets
+    topics = [TopicFactory(name=f"Topic {n:02d}") for n in range(6)]
+    papers = [
+        PaperFactory(
+            upvotes=rng.randrange(0, 300),
+            featured=rng.random() < 0.1,
+            hidden=rng.random() < 0.05,
+            ingested_at=NOW - dt.timedelta(hours=rng.randrange(1, 200)),
+        )
+        for _ in range(40)
+    ]
+    for paper in papers:
+        for topic in rng.sample(topics, rng.randrange(0, 4)):
+            curation = rng.choice(["", "", "", "", PaperTopic.Curation.PINNED, "excluded"])
+            match(paper, topic, score=round(rng.uniform(0.2, 5), 3), curation=curation)
+    subscribers = []
+    for n in range(size):
+        subscriber = SubscriberFactory(
+            frequency=rng.choice(["daily", "weekly"]), max_papers=rng.randrange(1, 12)
+        )
+        subscriber.topics.add(*rng.sample(topics, rng.randrange(0, 4)))
+        if rng.random() < 0.5:
+            earlier = DigestFactory(
+                subscriber=subscriber,
+                period=f"earlier-{n}",
+                status=rng.choice(["sent", "skipped", "failed"]),
+                scheduled_for=NOW - dt.timedelta(hours=rng.randrange(2, 150)),
+            )
+            for position, paper in enumerate(rng.sample(papers, 3), 1):
+                DigestItem.objects.create(digest=earlier, paper=paper, position=position)
+        for paper in rng.sample(papers, rng.randrange(0, 3)):
+            Feedback.objects.create(
+                subscriber=subscriber,
+                paper=paper,
+                vote=rng.choice([1, -1]),
+                topic_ids=[topic.pk for topic in rng.sample(topics, 2)],
+            )
+        subscribers.append(subscriber)
+    return subscribers
+
+
+def summary(picks):
+    return [(pick.paper.pk, round(pick.score, 6), pick.reason) for pick in picks]
+
+
+def test_a_batch_composes_what_each_subscriber_would_get_alone():
+    subscribers = population(40)
+
+    together = compose_many(subscribers, until=NOW)
+
+    assert any(together.values()), "the population gives some digests something"
+    assert any(not picks for picks in together.values()), "and some nothing"
+    for subscriber in subscribers:
+        assert summary(together[subscriber.pk]) == summary(compose(subscriber, until=NOW))
+
+
+def test_composing_costs_the_same_queries_for_5_or_50_subscribers():
+    subscribers = population(50, seed=2)
+
+    def queries(some):
+        with CaptureQueriesContext(connection) as captured:
+            compose_many(some, until=NOW)
+        return len(captured)
+
+    assert queries(subscribers[:5]) == queries(subscribers)
+
+
+def test_claims_are_committed_and_handed_on_page_by_page(monkeypatch):
+    monkeypatch.setattr(delivery, "CLAIM_PAGE", 2)
+    due = [SubscriberFactory(next_due_at=NOW - dt.timedelta(minutes=n)) for n in range(5)]
+
+    pages = []
+    for page in delivery.claim_pages(NOW):
+        # Each page is committed before the next is read: its digests are visible.
+        assert Digest.objects.filter(pk__in=page).count() == len(page)
+        pages.append(page)
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert sorted(Digest.objects.values_list("subscriber_id", flat=True)) == [s.pk for s in due]
+    assert list(delivery.claim_pages(NOW)) == []
+
+
+def test_the_scheduling_pass_queues_each_page_as_it_goes(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(delivery, "CLAIM_PAGE", 2)
+    for n in range(5):
+        SubscriberFactory(next_due_at=NOW - dt.timedelta(minutes=n))
+    queued = []
+    monkeypatch.setattr("digest.tasks.send_digests.delay", queued.append)
+
+    with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
+        assert schedule_digests() == 5
+
+    assert [len(batch) for batch in queued] == [2, 2, 1]
+
+
+@pytest.fixture
+def three_due(settings):
+    settings.SITE_URL = "https://papers.example"
+    topic = TopicFactory(terms="replay buffer")
+    paper = PaperFactory(ingested_at=NOW - dt.timedelta(hours=1))
+    match(paper, topic)
+    subscribers = [SubscriberFactory(next_due_at=NOW) for _ in range(3)]
+    for subscriber in subscribers:
+        subscriber.topics.add(topic)
+    return delivery.claim_due(NOW)
+
+
+def test_a_failure_after_a_sent_digest_still_records_that_one_sent(
+    three_due, smtp_mailer, monkeypatch
+):
+    record = delivery._record
+    calls = []
+
+    def second_fails(digest, picks):
+        calls.append(digest.pk)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        record(digest, picks)
+
+    monkeypatch.setattr(delivery, "_record", second_fails)
+
+    result = delivery.send_batch(three_due, now=NOW)
+
+    first, second, third = (Digest.objects.get(pk=pk) for pk in three_due)
+    assert (first.status, second.status, third.status) == ("sent", "claimed", "sent")
+    assert first.message_id and third.message_id
+    assert second.last_error == "RuntimeError: the database went away"
+    assert result.sent == [first.pk, third.pk] and result.retry == [second.pk]
+    assert not DigestItem.objects.filter(digest=second).exists()
+    assert len(smtp_mailer.wait_for(2)) == 2
+
+
+def test_the_last_digest_of_a_batch_is_recorded_sent(three_due, smtp_mailer):
+    result = delivery.send_batch(three_due, now=NOW)
+
+    assert result.sent == three_due
+    assert set(Digest.objects.values_list("status", flat=True)) == {"sent"}
+    assert Digest.objects.filter(message_id="").count() == 0
