@@ -3,9 +3,12 @@
 Each email is three templates: emails/<name>-subject.txt, -body.txt and -body.html.
 """
 
+import datetime as dt
 import random
+import re
+import secrets
 import smtplib
-from functools import cache
+from functools import cache, lru_cache
 from urllib.parse import urlsplit
 
 import css_inline
@@ -14,9 +17,12 @@ from django.conf import settings
 from django.core import mail
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from digest import links as digest_links
+from digest import mime
 from digest.compose import Pick
 from subscriptions import links
 
@@ -68,42 +74,116 @@ def site_domain() -> str:
     return urlsplit(settings.SITE_URL).hostname or "localhost"
 
 
-def digest_context(digest, picks, reasons: list[str] | None = None) -> dict:
-    """Everything the digest templates show, evaluated up front: templates never query.
+# What differs between readers (links, reasons, positions) is left as a slot when the
+# shared parts are rendered and inlined, once per process, and filled in per message.
+# The nonce keeps any paper's own text from ever looking like a slot.
+_NONCE = secrets.token_hex(8)
+_SLOT = re.compile(f"pb{_NONCE}(up|down|reason|position|view|manage|unsubscribe|papers)")
 
-    ``reasons`` replaces each pick's reason, for a digest shown again from its ledger.
-    """
-    subscriber = digest.subscriber
-    reasons = reasons or [pick.reason for pick in picks]
-    papers = [
-        {
-            "title": pick.paper.title,
-            "url": pick.paper.url,
-            "authors": Truncator(", ".join(pick.paper.authors)).chars(160),
-            "snippet": Truncator(pick.paper.abstract).words(60),
-            "reason": reason,
-            "upvotes": pick.paper.upvotes,
-            "featured": pick.paper.featured,
-            "up_url": digest_links.feedback_url(subscriber, pick.paper, 1),
-            "down_url": digest_links.feedback_url(subscriber, pick.paper, -1),
-        }
-        for pick, reason in zip(picks, reasons, strict=True)
-    ]
-    local_date = timezone.localtime(digest.scheduled_for, subscriber.zoneinfo).date()
-    return {
-        "papers": papers,
-        "date": local_date,
-        "weekly": subscriber.frequency == "weekly",
-        "view_url": digest_links.view_url(digest),
-        "manage_url": links.manage_url(subscriber),
-        "unsubscribe_url": links.unsubscribe_url(subscriber),
-        "site_url": settings.SITE_URL,
+
+def _slot(name: str) -> str:
+    return f"pb{_NONCE}{name}"
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    # One pass: text put into a slot is never scanned for slots itself.
+    return _SLOT.sub(lambda match: values[match.group(1)], template)
+
+
+@cache
+def _css() -> str:
+    return render_to_string("emails/digest.css")
+
+
+@lru_cache(maxsize=4096)
+def _paper_parts(
+    title: str, url: str, authors: tuple[str, ...], abstract: str, upvotes: int, featured: bool
+) -> tuple[str, str]:
+    """One paper's block, HTML (styles inlined) and text, with the reader's slots."""
+    context = {
+        "paper": {
+            "title": title,
+            "url": url,
+            "authors": Truncator(", ".join(authors)).chars(160),
+            "snippet": Truncator(abstract).words(60),
+            "upvotes": upvotes,
+            "featured": featured,
+        },
+        "reason": _slot("reason"),
+        "up_url": _slot("up"),
+        "down_url": _slot("down"),
+        "position": _slot("position"),
     }
+    html = render_to_string("emails/digest-paper.html", context)
+    return _inliner().inline_fragment(html, _css()), render_to_string(
+        "emails/digest-paper.txt", context
+    )
+
+
+@lru_cache(maxsize=1024)
+def _frame_parts(
+    date: dt.date, weekly: bool, count: int, first_title: str, site_url: str
+) -> tuple[str, str, str]:
+    """Subject, and the HTML and text around the papers, with the reader's slots."""
+    context = {
+        "date": date,
+        "weekly": weekly,
+        "count": count,
+        "first_title": first_title,
+        "site_url": site_url,
+        "view_url": _slot("view"),
+        "manage_url": _slot("manage"),
+        "unsubscribe_url": _slot("unsubscribe"),
+        "papers_html": mark_safe(_slot("papers")),  # noqa: S308 - our own slot
+        "papers_text": _slot("papers"),
+    }
+    subject = " ".join(render_to_string("emails/digest-subject.txt", context).split())
+    html = _inliner().inline(render_to_string("emails/digest-body.html", context))
+    return subject, render_to_string("emails/digest-body.txt", context), html
 
 
 def render_digest(digest, picks, reasons: list[str] | None = None) -> tuple[str, str, str]:
-    subject, text, html = render("digest", digest_context(digest, picks, reasons))
-    return subject, text, _inliner().inline(html)
+    """Subject, text and HTML of a digest. ``reasons`` replaces each pick's reason,
+    for a digest shown again from its ledger.
+
+    Each paper's block and the frame around them are rendered and inlined once per
+    process (the cache keys are what they show), so a message costs the signing of
+    its links and some string joins, not a template render and a CSS inlining pass.
+    """
+    subscriber = digest.subscriber
+    reasons = reasons or [pick.reason for pick in picks]
+    html_blocks, text_blocks = [], []
+    for position, (pick, reason) in enumerate(zip(picks, reasons, strict=True), 1):
+        paper = pick.paper
+        html, text = _paper_parts(
+            paper.title,
+            paper.url,
+            tuple(paper.authors),
+            paper.abstract,
+            paper.upvotes,
+            paper.featured,
+        )
+        up = digest_links.feedback_url(subscriber, paper, 1)
+        down = digest_links.feedback_url(subscriber, paper, -1)
+        values = {"up": up, "down": down, "reason": reason, "position": str(position)}
+        text_blocks.append(_fill(text, values))
+        html_blocks.append(_fill(html, {name: escape(value) for name, value in values.items()}))
+    subject, text, html = _frame_parts(
+        timezone.localtime(digest.scheduled_for, subscriber.zoneinfo).date(),
+        subscriber.frequency == "weekly",
+        len(picks),
+        picks[0].paper.title if picks else "",
+        settings.SITE_URL,
+    )
+    links_ = {
+        "view": digest_links.view_url(digest),
+        "manage": links.manage_url(subscriber),
+        "unsubscribe": links.unsubscribe_url(subscriber),
+    }
+    text = _fill(text, links_ | {"papers": "".join(text_blocks)})
+    html_links = {name: escape(value) for name, value in links_.items()}
+    html = _fill(html, html_links | {"papers": "".join(html_blocks)})
+    return subject, text, html
 
 
 def render_sent_digest(digest) -> tuple[str, str, str] | None:
@@ -116,19 +196,42 @@ def render_sent_digest(digest) -> tuple[str, str, str] | None:
     return render_digest(digest, picks, reasons=[item.reason for item in items])
 
 
-def build_digest(digest, picks) -> mail.EmailMultiAlternatives:
-    subject, text, html = render_digest(digest, picks)
+def digest_headers(subscriber) -> dict[str, str]:
     domain = site_domain()
-    headers = links.list_unsubscribe_headers(digest.subscriber) | {
+    return links.list_unsubscribe_headers(subscriber) | {
         "List-Id": f"Paperboy digest <digest.{domain}>",
         "Auto-Submitted": "auto-generated",
         "Message-ID": mail.make_msgid("digest", domain=domain),
     }
+
+
+def build_digest(digest, picks=None, *, rendered=None) -> mail.EmailMultiAlternatives:
+    """The digest as Django's message object, for any mailer (ESPs among them)."""
+    subject, text, html = rendered or render_digest(digest, picks)
     message = mail.EmailMultiAlternatives(
-        subject, text, settings.DIGEST_FROM_EMAIL, [digest.subscriber.email], headers=headers
+        subject,
+        text,
+        settings.DIGEST_FROM_EMAIL,
+        [digest.subscriber.email],
+        headers=digest_headers(digest.subscriber),
     )
     message.attach_alternative(html, "text/html")
     return message
+
+
+def digest_bytes(digest, rendered: tuple[str, str, str]) -> tuple[str, bytes]:
+    """(Message-ID, the raw message) of the same digest, for SMTP: see digest.mime."""
+    subject, text, html = rendered
+    headers = digest_headers(digest.subscriber)
+    data = mime.multipart_alternative(
+        from_email=settings.DIGEST_FROM_EMAIL,
+        to=digest.subscriber.email,
+        subject=subject,
+        headers=headers,
+        text=text,
+        html=html,
+    )
+    return headers["Message-ID"], data
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -6,7 +6,9 @@ nothing in a token can be edited into another subscriber's.
 """
 
 from enum import StrEnum
+from functools import lru_cache
 
+from django.conf import settings
 from django.core import signing
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600
@@ -28,7 +30,18 @@ class BadToken(Exception):
 
 
 def _signer(purpose: Purpose) -> signing.TimestampSigner:
-    return signing.TimestampSigner(salt=f"paperboy.subscriptions.{purpose}")
+    return signer(f"paperboy.subscriptions.{purpose}")
+
+
+def signer(salt: str) -> signing.TimestampSigner:
+    """A TimestampSigner for the salt and the current SECRET_KEY, made once: a digest
+    signs two dozen links, and making the signer is a good part of each signing."""
+    return _cached_signer(salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+
+
+@lru_cache(maxsize=16)
+def _cached_signer(salt: str, key: str, fallbacks: tuple[str, ...]) -> signing.TimestampSigner:
+    return signing.TimestampSigner(key=key, fallback_keys=list(fallbacks), salt=salt)
 
 
 def make_token(subscriber, purpose: Purpose) -> str:
