@@ -1,33 +1,45 @@
 """The scheduling pass and the sending of digests.
 
-Exactly once per period rests on two database facts, not on Celery: a digest row is
-unique per subscriber and period, and only the process whose conditional UPDATE
-moved a subscriber's next_due_at may create it. A batch then sends only the digests
-it moves from "claimed" to "sending" itself, so a duplicated tick, a second beat, a
-redelivered or retried task never sends a digest twice.
+Exactly once per period rests on database facts, not on Celery: a digest row is unique
+per subscriber and period, and only the process that holds a due subscriber's row
+(locked, or on SQLite the one writer) moves its next_due_at and creates that period's
+digest. A batch then sends only the digests it moves from "claimed" to "sending"
+itself, so a duplicated tick, a second beat, a redelivered or retried task never sends
+a digest twice.
+
+The work is batched for throughput: claims a page of subscribers at a time in a few
+statements, composes a whole batch of digests in a fixed number of queries, renders
+from per-paper parts cached in the process, and writes SMTP messages as bytes
+(digest.mime). What stays per digest are the state changes that exactly-once needs.
 """
 
 import datetime as dt
+import json
 import logging
 import smtplib
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
+from django.conf import settings
 from django.core import mail
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from digest import emails
-from digest.compose import compose
+from digest import emails, mime
+from digest.compose import Pick, compose, compose_many
 from digest.models import Digest, DigestItem
-from subscriptions.deliverability import is_suppressed, suppress
+from subscriptions.deliverability import is_suppressed, suppress, suppressed_among
 from subscriptions.models import Subscriber, Suppression
 from subscriptions.schedule import next_due, period_key
 
 log = logging.getLogger(__name__)
 
-CLAIM_PAGE = 500
+CLAIM_PAGE = 1000
 SEND_BATCH = 100
 # A claimed digest no task has picked up for this long was lost (say, a crash between
 # claiming and enqueuing); the next pass enqueues it again. Digests a task has tried
@@ -35,35 +47,66 @@ SEND_BATCH = 100
 STALE_CLAIM = dt.timedelta(minutes=30)
 
 
+def _claim_locked(subscribers: list[Subscriber], now: dt.datetime) -> list[int]:
+    """Move each subscriber's next_due_at on and create the period's digest; the ids of
+    the digests created. Call with the subscribers' rows locked, in a transaction."""
+    due = {subscriber.pk: subscriber.next_due_at for subscriber in subscribers}
+    periods = {}
+    for subscriber in subscribers:
+        periods[subscriber.pk] = period_key(subscriber, subscriber.next_due_at)
+        subscriber.next_due_at = next_due(subscriber, max(now, subscriber.next_due_at))
+    Subscriber.objects.bulk_update(subscribers, ["next_due_at"])
+    # A period that has its digest already (the subscriber moved their hour within it)
+    # gets no second one.
+    taken = set(
+        Digest.objects.filter(subscriber_id__in=due, period__in=set(periods.values())).values_list(
+            "subscriber_id", "period"
+        )
+    )
+    created = Digest.objects.bulk_create(
+        Digest(subscriber_id=pk, period=period, scheduled_for=due[pk])
+        for pk, period in periods.items()
+        if (pk, period) not in taken
+    )
+    return [digest.pk for digest in created]
+
+
 def claim(subscriber: Subscriber, now: dt.datetime) -> Digest | None:
     """Claim the subscriber's due period, or None if another process already did."""
-    due = subscriber.next_due_at
     with transaction.atomic():
-        moved = Subscriber.objects.filter(
-            pk=subscriber.pk, status=Subscriber.Status.ACTIVE, next_due_at=due
-        ).update(next_due_at=next_due(subscriber, max(now, due)))
-        if moved != 1:
-            return None
-        try:
-            with transaction.atomic():
-                return Digest.objects.create(
-                    subscriber=subscriber, period=period_key(subscriber, due), scheduled_for=due
-                )
-        except IntegrityError:
-            # This period already has its digest (the subscriber moved their hour within it).
-            return None
+        locked = list(
+            Subscriber.objects.select_for_update()
+            .active()
+            .filter(pk=subscriber.pk, next_due_at=subscriber.next_due_at)
+        )
+        ids = _claim_locked(locked, now) if locked else []
+    return Digest.objects.get(pk=ids[0]) if ids else None
+
+
+def claim_pages(now: dt.datetime) -> Iterator[list[int]]:
+    """Claim every due subscriber, a page at a time, yielding each page's digest ids
+    as soon as it is committed (keyset pagination: bounded memory at any size).
+
+    Rows another process holds are skipped, not waited for: that process claims them.
+    """
+    last_pk = 0
+    while True:
+        with transaction.atomic():
+            page = list(
+                Subscriber.objects.due(now)
+                .filter(pk__gt=last_pk)
+                .order_by("pk")
+                .select_for_update(skip_locked=True)[:CLAIM_PAGE]
+            )
+            if not page:
+                return
+            ids = _claim_locked(page, now)
+        last_pk = page[-1].pk
+        yield ids
 
 
 def claim_due(now: dt.datetime) -> list[int]:
-    """Claim every due subscriber, a page at a time (keyset pagination, bounded memory)."""
-    claimed: list[int] = []
-    last_pk = 0
-    while page := list(
-        Subscriber.objects.due(now).filter(pk__gt=last_pk).order_by("pk")[:CLAIM_PAGE]
-    ):
-        last_pk = page[-1].pk
-        claimed += [digest.pk for subscriber in page if (digest := claim(subscriber, now))]
-    return claimed
+    return [digest_id for page in claim_pages(now) for digest_id in page]
 
 
 def stale_claims(now: dt.datetime) -> list[int]:
@@ -85,50 +128,114 @@ class BatchResult:
     failed: list[int] = field(default_factory=list)
     retry: list[int] = field(default_factory=list)
     last_error: str = ""
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def timing(self, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
 
 
-def _start(digest_id: int) -> Digest | None:
-    """Move a claimed digest to "sending"; None if another task has it."""
-    moved = Digest.objects.filter(pk=digest_id, status=Digest.Status.CLAIMED).update(
-        status=Digest.Status.SENDING, attempts=F("attempts") + 1
+# The statements each digest makes, in plain SQL: through the ORM they cost about
+# 1 ms of CPU more per digest, a tenth of the whole run at 100,000 digests.
+def _execute(sql: str, params: list) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.format(digest=Digest._meta.db_table, item=DigestItem._meta.db_table), params
+        )
+        return cursor.rowcount
+
+
+def _start(digest_id: int) -> bool:
+    """Move a claimed digest to "sending"; False if another task has it."""
+    moved = _execute(
+        "UPDATE {digest} SET status = %s, attempts = attempts + 1 WHERE id = %s AND status = %s",
+        [Digest.Status.SENDING, digest_id, Digest.Status.CLAIMED],
     )
-    if moved != 1:
-        return None
-    return Digest.objects.select_related("subscriber").get(pk=digest_id)
+    return moved == 1
 
 
 def _finish(digest: Digest, status: str, error: str = "", **fields) -> None:
     Digest.objects.filter(pk=digest.pk).update(status=status, last_error=error[:2000], **fields)
 
 
-def _prepare(digest: Digest, now: dt.datetime):
-    """Compose and record the ledger; the message to send, or None when there is none."""
+def _sent(digest: Digest, message_id: str) -> None:
+    _execute(
+        "UPDATE {digest} SET status = %s, last_error = '', message_id = %s, sent_at = %s "
+        "WHERE id = %s",
+        [
+            Digest.Status.SENT,
+            message_id,
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+            digest.pk,
+        ],
+    )
+
+
+def _begin(
+    digest: Digest, picks: list[Pick], suppressed: bool, finishing: tuple[Digest, str] | None
+) -> bool | None:
+    """In one transaction: record the previous digest sent, take this one, and record
+    its papers in the ledger before anything goes out. True to send it, False when
+    there is nothing to send (settled as skipped or suppressed), None when another
+    task has it."""
+    with transaction.atomic():
+        if finishing is not None:
+            _sent(*finishing)
+        if not _start(digest.pk):
+            return None
+        if not _settle(digest, picks, suppressed):
+            return False
+        _record(digest, picks)
+        return True
+
+
+def _settle(digest: Digest, picks: list[Pick], suppressed: bool) -> bool:
+    """Whether the digest goes out; if not, record why (suppressed, skipped)."""
     subscriber = digest.subscriber
     # The suppression list is checked at send time too: a bounce or complaint may have
     # come in after this digest was claimed.
-    if subscriber.status == Subscriber.Status.SUPPRESSED or is_suppressed(subscriber.email):
+    if subscriber.status == Subscriber.Status.SUPPRESSED or suppressed:
         _finish(digest, Digest.Status.SUPPRESSED)
-        return None
+        return False
     if subscriber.status != Subscriber.Status.ACTIVE:
         _finish(digest, Digest.Status.SKIPPED, "the subscriber is no longer active")
-        return None
-    picks = compose(subscriber, until=now, digest=digest)
+        return False
     if not picks:
         _finish(digest, Digest.Status.SKIPPED)
-        return None
-    with transaction.atomic():
-        DigestItem.objects.bulk_create(
-            DigestItem(
-                digest=digest,
-                subscriber=subscriber,
-                paper=pick.paper,
-                position=position,
-                score=pick.score,
-                reason=pick.reason,
-                topic_ids=[topic.pk for topic in pick.topics],
-            )
-            for position, pick in enumerate(picks, 1)
+        return False
+    return True
+
+
+def _record(digest: Digest, picks: list[Pick]) -> None:
+    """The ledger: these papers never go to this subscriber again."""
+    rows = [
+        (
+            digest.pk,
+            digest.subscriber_id,
+            pick.paper.pk,
+            position,
+            pick.score,
+            pick.reason,
+            json.dumps([topic.pk for topic in pick.topics]),
         )
+        for position, pick in enumerate(picks, 1)
+    ]
+    columns = "digest_id, subscriber_id, paper_id, position, score, reason, topic_ids"
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    sql = f"INSERT INTO {{item}} ({columns}) VALUES {placeholders}"  # noqa: S608 - no input
+    _execute(sql, [value for row in rows for value in row])
+
+
+def _prepare(digest: Digest, now: dt.datetime):
+    """Compose and record one digest; its message, or None when there is none."""
+    picks = compose(digest.subscriber, until=now, digest=digest)
+    if not _settle(digest, picks, is_suppressed(digest.subscriber.email)):
+        return None
+    _record(digest, picks)
     return emails.build_digest(digest, picks)
 
 
@@ -140,43 +247,108 @@ def _permanent_recipient_failure(exc: BaseException) -> bool:
     return False
 
 
+class Outbox:
+    """The default mailer, one connection for a batch. Over SMTP a digest goes as
+    bytes built by digest.mime; other mailers (ESPs, the file outbox, tests' locmem)
+    get Django's message object."""
+
+    def __init__(self):
+        self.mailer = mail.mailers.default
+        self.raw = isinstance(self.mailer, SMTPBackend)
+
+    def build(self, digest: Digest, rendered: tuple[str, str, str]):
+        """The message to send: bytes over SMTP, else Django's message object."""
+        if self.raw:
+            return emails.digest_bytes(digest, rendered)
+        return emails.build_digest(digest, rendered=rendered)
+
+    def send(self, digest: Digest, message) -> str:
+        """Send what build() made; the message id the ESP's webhooks will report."""
+        if not self.raw:
+            self.mailer.send_messages([message])
+            return _message_id(message)
+        message_id, data = message
+        if self.mailer.connection is None:
+            self.mailer.open()
+        envelope_from = mime.address(settings.DIGEST_FROM_EMAIL)[1]
+        to = mime.address(digest.subscriber.email)[1]
+        self.mailer.connection.sendmail(envelope_from, [to], data)
+        return message_id
+
+    def close(self) -> None:
+        self.mailer.close()
+
+
 def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchResult:
     """Send the claimed digests among ``digest_ids`` over one connection.
 
-    One digest at a time goes from claimed to sending to its outcome, so an error
-    (the mail server down, the database busy) leaves at most the digest in hand in
-    doubt, and that one goes back to "claimed" for the retry.
+    Composition is done for the whole batch up front; then one digest at a time goes
+    from claimed to sending to its outcome, so an error (the mail server down, the
+    database busy) leaves at most the digest in hand in doubt, and that one goes back
+    to "claimed" for the retry.
     """
     now = now or timezone.now()
     result = BatchResult()
-    # Opened by the first send (and again after a failure), closed at the end.
-    connection = mail.mailers.default
+    with result.timing("compose"):
+        digests = list(
+            Digest.objects.filter(pk__in=digest_ids, status=Digest.Status.CLAIMED)
+            .select_related("subscriber")
+            .order_by("pk")
+        )
+        subscribers = [digest.subscriber for digest in digests]
+        suppressed = suppressed_among([subscriber.email for subscriber in subscribers])
+        composed = compose_many(subscribers, until=now, exclude=[d.pk for d in digests])
+    outbox = Outbox()
+    # A digest that went out is recorded "sent" in the same commit that starts the
+    # next one: one commit per digest, not two. Until then it is "sending", which is
+    # already durable and never sent again.
+    pending: tuple[Digest, str] | None = None
     try:
-        for digest_id in digest_ids:
-            digest = _start(digest_id)
-            if digest is None:
-                continue
+        for digest in digests:
+            picks = composed[digest.subscriber_id]
+            finishing, pending = pending, None
             try:
-                message = _prepare(digest, now)
-                if message is None:
+                with result.timing("record"):
+                    go = _begin(
+                        digest, picks, digest.subscriber.email.lower() in suppressed, finishing
+                    )
+                finishing = None  # committed with it
+                if go is None:
+                    continue
+                if not go:
                     result.skipped.append(digest.pk)
                     continue
-                connection.send_messages([message])
+                with result.timing("render"):
+                    rendered = emails.render_digest(digest, picks)
+                with result.timing("build"):
+                    message = outbox.build(digest, rendered)
+                with result.timing("send"):
+                    message_id = outbox.send(digest, message)
             except Exception as exc:
+                if finishing is not None:
+                    _sent(*finishing)  # rolled back with this digest's failure
                 _failed(digest, exc, result)
                 # smtplib drops the connection on some errors (a 421, say); the next
                 # message then opens a new one instead of failing on a dead socket.
-                connection.close()
+                outbox.close()
             else:
-                _finish(
-                    digest,
-                    Digest.Status.SENT,
-                    message_id=_message_id(message),
-                    sent_at=timezone.now(),
-                )
+                pending = (digest, message_id)
                 result.sent.append(digest.pk)
     finally:
-        connection.close()
+        if pending is not None:
+            _sent(*pending)
+        outbox.close()
+    log.info(
+        "sent batch: %d digests (%d sent, %d skipped, %d failed, %d to retry) in %.3fs: "
+        "compose %.3fs, render %.3fs, build %.3fs, send %.3fs, record %.3fs",
+        len(digests),
+        len(result.sent),
+        len(result.skipped),
+        len(result.failed),
+        len(result.retry),
+        sum(result.seconds.values()),
+        *(result.seconds[stage] for stage in ("compose", "render", "build", "send", "record")),
+    )
     return result
 
 
@@ -313,3 +485,11 @@ def _send_now(subscriber: Subscriber, now: dt.datetime) -> int:
         raise
     _finish(digest, Digest.Status.SENT, message_id=_message_id(message), sent_at=timezone.now())
     return DigestItem.objects.filter(digest=digest).count()
+
+
+def preview_bytes(subscriber: Subscriber, now: dt.datetime) -> bytes:
+    """The raw message of the digest the subscriber would get now, as an SMTP server
+    receives it. Writes nothing; the benchmark's ceiling sends it."""
+    picks = compose(subscriber, until=now)
+    digest = Digest(subscriber=subscriber, period=PREVIEW_PERIOD, scheduled_for=now, pk=0)
+    return emails.digest_bytes(digest, emails.render_digest(digest, picks))[1]

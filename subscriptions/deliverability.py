@@ -14,6 +14,7 @@ from anymail.signals import EventType, RejectReason
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression, normalise_email
@@ -111,6 +112,17 @@ def suppress(
 
 def is_suppressed(address: str) -> bool:
     return Suppression.objects.active().with_email(address).exists()
+
+
+def suppressed_among(addresses: list[str]) -> set[str]:
+    """The addresses (lower-cased) among these that must not be mailed: one query."""
+    wanted = {normalise_email(address).lower() for address in addresses}
+    return set(
+        Suppression.objects.active()
+        .annotate(address=Lower("email"))
+        .filter(address__in=wanted)
+        .values_list("address", flat=True)
+    )
 
 
 def lift(suppression: Suppression, reason: str) -> None:

@@ -275,7 +275,7 @@ class TestSchedulingPasses:
         def broken(now):
             raise RuntimeError("database went away")
 
-        monkeypatch.setattr(delivery, "claim_due", broken)
+        monkeypatch.setattr(delivery, "claim_pages", broken)
 
         with pytest.raises(RuntimeError):
             schedule_digests()
