@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install test-tools run test lint format migrate sample-data admin-user clean
+.PHONY: install test-tools run test lint format migrate sample-data admin-user clean bench bench-signup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,3 +70,10 @@ format: install
 
 clean:
 	rm -rf $(VENV) var node_modules
+
+# Benchmarks (need the machine's PostgreSQL and Redis; see the README). Not tests.
+bench: install
+	$(BIN)/python -m bench.digests --subscribers 100000 --compare 10000
+
+bench-signup: install
+	$(BIN)/python -m bench.signup
