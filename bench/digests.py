@@ -111,7 +111,27 @@ class Sink:
         self.process.wait(timeout=60)
 
 
-class Worker:
+class Child:
+    """A server process the benchmark started: its CPU so far, and a clean stop."""
+
+    process: subprocess.Popen
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process and its children (pool workers) so far."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return sum(_cpu_seconds(int(child)) for child in [pid, *children])
+
+    def stop(self, timeout: float = 60) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Worker(Child):
     """One Celery worker with two prefork processes, as an operator would run it."""
 
     def __init__(self, env: dict, log: Path, concurrency: int):
@@ -159,21 +179,6 @@ class Worker:
                 if line.startswith("VmHWM:"):
                     peaks[name] = int(line.split()[1]) / 1024
         return peaks
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the worker and its pool processes so far."""
-        pids = [self.process.pid]
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        pids += [int(pid) for pid in children.read_text().split()]
-        return sum(_cpu_seconds(pid) for pid in pids)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def _django(env: dict) -> None:

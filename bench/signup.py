@@ -45,7 +45,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -54,7 +53,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.digests import _cpu_seconds, _machine_busy_seconds, _recreate_database
+from bench.digests import Child, _machine_busy_seconds, _recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).with_name("signup.lua")
@@ -156,7 +155,7 @@ def prepare(env: dict, papers: int = 0) -> list[int]:
     return [pk for (pk,) in rows]
 
 
-class Server:
+class Server(Child):
     """gunicorn with 2 sync workers, as the Dockerfile runs it (no access log)."""
 
     def __init__(self, env: dict, port: int, log: Path, workers: int = 2):
@@ -206,20 +205,6 @@ class Server:
             if value.startswith("csrftoken=")
         )
         return cookie, CSRF_INPUT.search(page).group(1)
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the gunicorn master and its workers so far."""
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return sum(_cpu_seconds(int(child)) for child in [pid, *children])
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def _milliseconds(text: str) -> float:
