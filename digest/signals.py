@@ -1,9 +1,32 @@
 """Rescoring recent papers when a topic is created or its terms change."""
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 
 from digest.matching import rescore_topic
 from digest.models import Topic
+
+# Set by defer_rescoring(): new topics are scored by a Celery task after commit.
+_deferred: ContextVar[bool] = ContextVar("paperboy_defer_rescoring", default=False)
+
+
+@contextmanager
+def defer_rescoring():
+    """Topics created inside are scored against recent papers by a task after commit,
+    not in the caller's request.
+
+    For sign-ups: rescoring a month of papers takes about 0.4 ms a paper, which in a
+    request holds a web worker for a quarter of a second or more per new interest. A
+    curator editing a topic in the admin still sees the new matches at once.
+    """
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
 
 
 def connect() -> None:
@@ -36,6 +59,10 @@ def rescore_after_save(sender, instance: Topic, created: bool, raw: bool, **kwar
     # A fixture (a raw save) brings its topics' stored scores along, or none at all.
     if raw:
         return
-    if created or getattr(instance, "_terms_changed", True):
+    if created and _deferred.get():
+        from digest.tasks import rescore_topic_later
+
+        transaction.on_commit(lambda: rescore_topic_later.delay(instance.pk))
+    elif created or getattr(instance, "_terms_changed", True):
         rescore_topic(instance)
     instance._terms_changed = False

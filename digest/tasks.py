@@ -4,8 +4,8 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from digest import delivery, emails, importers
-from digest.models import SchedulingPass
+from digest import delivery, emails, importers, matching
+from digest.models import SchedulingPass, Topic
 
 # Scheduling passes are kept this long, for the dashboard.
 PASS_HISTORY = dt.timedelta(days=30)
@@ -16,6 +16,14 @@ def import_feeds() -> dict[str, str]:
     # No retry: a feed that is down now is fetched again at the next beat tick,
     # and each run is recorded as an ImportRun for curators to see.
     return importers.import_feeds()
+
+
+@shared_task(name="digest.rescore_topic")
+def rescore_topic_later(topic_id: int) -> int:
+    """Score recent papers against a topic created in a request (see
+    digest.signals.defer_rescoring); a topic deleted meanwhile needs nothing."""
+    topic = Topic.objects.filter(pk=topic_id).first()
+    return matching.rescore_topic(topic) if topic else 0
 
 
 @shared_task(name="digest.schedule_digests")

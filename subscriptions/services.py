@@ -4,6 +4,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from digest.models import Topic
+from digest.signals import defer_rescoring
 from subscriptions import tasks
 from subscriptions.models import Subscriber
 from subscriptions.schedule import next_due
@@ -21,7 +22,8 @@ def apply_preferences(subscriber: Subscriber, cleaned: dict) -> None:
         fields.append("next_due_at")
     # Only these columns: an unsubscribe or a bounce that lands meanwhile must stand.
     subscriber.save(update_fields=fields)
-    interests = [Topic.for_interest(text) for text in cleaned["interests"]]
+    with defer_rescoring():
+        interests = [Topic.for_interest(text) for text in cleaned["interests"]]
     subscriber.topics.set([*cleaned["topics"], *interests])
 
 

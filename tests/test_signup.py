@@ -285,3 +285,34 @@ def test_the_signup_page_and_the_trending_page_show_the_form(client):
         assert response.status_code == 200
         assert b"Get trending papers in your email inbox" in response.content
         assert b'name="email"' in response.content
+
+
+def test_a_new_interest_is_scored_after_the_signup_commits_not_inside_it(
+    client, django_capture_on_commit_callbacks
+):
+    from digest.models import PaperTopic
+    from tests.factories import PaperFactory
+
+    paper = PaperFactory(title="Protein folding with diffusion", abstract="Protein folding.")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        client.post(SIGNUP, form_data(interests="protein folding"), REMOTE_ADDR="192.0.2.9")
+        topic = Topic.objects.interests().get()
+        # Nothing scored inside the request: that is a Celery task's job after commit.
+        assert not PaperTopic.objects.filter(topic=topic).exists()
+
+    for callback in callbacks:
+        callback()  # the confirmation email and the rescoring task (eager Celery)
+
+    assert PaperTopic.objects.matching().filter(topic=topic, paper=paper).exists()
+
+
+def test_a_curator_creating_a_topic_sees_its_matches_at_once():
+    from digest.models import PaperTopic
+    from tests.factories import PaperFactory
+
+    paper = PaperFactory(title="Protein folding with diffusion", abstract="Protein folding.")
+
+    topic = Topic.objects.create(name="Proteins", slug="proteins", terms="protein folding")
+
+    assert PaperTopic.objects.matching().filter(topic=topic, paper=paper).exists()
