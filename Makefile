@@ -73,7 +73,7 @@ clean:
 
 # Benchmarks (need the machine's PostgreSQL and Redis; see the README). Not tests.
 bench: install
-	$(BIN)/python -m bench.digests --subscribers 100000 --compare 10000
+	$(BIN)/python -m bench.digests --subscribers 100000 --compare 10000 --peer
 
 bench-signup: install
 	$(BIN)/python -m bench.signup

@@ -1,6 +1,6 @@
 """The whole digest run at scale: population, scheduling pass, Celery workers, SMTP.
 
-    .venv/bin/python -m bench.digests [--subscribers 100000] [--compare 10000] [--workers 2]
+    .venv/bin/python -m bench.digests [--subscribers 100000] [--compare 10000] [--peer]
 
 Needs PostgreSQL and Redis (the machine's own, as in CI). It builds a fresh database
 (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/paperboy_bench), starts
@@ -9,8 +9,8 @@ Redis, runs one scheduling pass for N due subscribers and waits until every dige
 out. In the same run it measures the ceiling (smtplib sending one pre-built digest over
 one connection to the same sink), reads each worker's peak RSS from /proc, checks what
 the sink received against the database, and prints a table. --compare runs a second,
-smaller population to show the per-digest cost is flat in N. (A peer mode running
-django-newsletter on the same sink is not written yet.)
+smaller population to show the per-digest cost is flat in N; --peer runs
+django-newsletter on the same sink (bench.peer).
 """
 
 import argparse
@@ -437,6 +437,8 @@ def main(argv=None) -> int:
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--compare", type=int, help="also run this many, for the flatness check")
     parser.add_argument("--workers", type=int, default=2, help="prefork processes")
+    parser.add_argument("--peer", action="store_true", help="also run django-newsletter")
+    parser.add_argument("--peer-subscribers", type=int, default=10_000)
     parser.add_argument("--folder", type=Path, help="keep logs and the spool here")
     args = parser.parse_args(argv)
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE)
@@ -447,7 +449,12 @@ def main(argv=None) -> int:
     for size in sizes:
         # Each size in its own process: a fresh Django, database and worker.
         runs[size] = _in_subprocess(size, args.workers, folder / str(size), database_url, redis_url)
-    print(report(runs, peer=None))
+    peer = None
+    if args.peer:
+        from bench import peer as peer_module
+
+        peer = peer_module.run(args.peer_subscribers, folder / "peer")["rate"]
+    print(report(runs, peer))
     return 1 if any(figures["problems"] for figures in runs.values()) else 0
 
 
