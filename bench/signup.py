@@ -295,13 +295,21 @@ class Database:
         return self.connection.execute(sql, params).fetchone()[0]
 
 
-def queued_messages(redis_url: str) -> int:
-    """Messages waiting on the bench's Celery queue (kombu keeps one list per priority)."""
+def queued_messages(redis_url: str, task: str = "subscriptions.send_confirmation") -> int:
+    """``task`` messages waiting on the bench's Celery queue (kombu keeps one list per
+    priority); new interests also queue their rescoring there."""
+    import json
+
     import redis
 
     client = redis.Redis.from_url(redis_url)
     keys = [key for key in client.scan_iter(f"{QUEUE}*") if client.type(key) == b"list"]
-    return sum(client.llen(key) for key in keys)
+    return sum(
+        1
+        for key in keys
+        for raw in client.lrange(key, 0, -1)
+        if json.loads(raw).get("headers", {}).get("task") == task
+    )
 
 
 def _settle(database: Database, tag: str, seconds: float = 10) -> int:
