@@ -283,9 +283,10 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
     """Send the claimed digests among ``digest_ids`` over one connection.
 
     Composition is done for the whole batch up front; then one digest at a time goes
-    from claimed to sending to its outcome, so an error (the mail server down, the
-    database busy) leaves at most the digest in hand in doubt, and that one goes back
-    to "claimed" for the retry.
+    from claimed to sending to its outcome. An error (the mail server down, the
+    database busy) puts the digest in hand back to "claimed" for the retry; a worker
+    killed mid-batch leaves at most two digests "sending": the one in hand and the one
+    sent just before it, whose "sent" had not been committed yet.
     """
     now = now or timezone.now()
     result = BatchResult()
