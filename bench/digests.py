@@ -453,7 +453,7 @@ def main(argv=None) -> int:
     if args.peer:
         from bench import peer as peer_module
 
-        peer = peer_module.run(args.peer_subscribers, folder / "peer")["rate"]
+        peer = peer_module.run(args.peer_subscribers, folder / "peer")
     print(report(runs, peer))
     return 1 if any(figures["problems"] for figures in runs.values()) else 0
 
