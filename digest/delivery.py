@@ -11,6 +11,12 @@ The work is batched for throughput: claims a page of subscribers at a time in a 
 statements, composes a whole batch of digests in a fixed number of queries, renders
 from per-paper parts cached in the process, and writes SMTP messages as bytes
 (digest.mime). What stays per digest are the state changes that exactly-once needs.
+
+Crashes: a digest is committed as "sending" (with its ledger) only once the mail server
+holds the whole message but the dot that ends it (digest.smtp). A worker killed before
+that leaves it "claimed", and it is sent again; killed after, it stays "sending" and is
+never sent again, though it was most likely delivered. A task lost with its worker or
+with Redis is found by its lease running out (``sweep``).
 """
 
 import datetime as dt
@@ -30,7 +36,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from digest import emails, mime
+from digest import emails, mime, smtp
 from digest.compose import Pick, compose, compose_many
 from digest.models import Digest, DigestItem
 from subscriptions.deliverability import is_suppressed, suppress, suppressed_among
@@ -41,10 +47,12 @@ log = logging.getLogger(__name__)
 
 CLAIM_PAGE = 1000
 SEND_BATCH = 100
-# A claimed digest no task has picked up for this long was lost (say, a crash between
-# claiming and enqueuing); the next pass enqueues it again. Digests a task has tried
-# (attempts > 0) are waiting out a retry, and stay with that task.
-STALE_CLAIM = dt.timedelta(minutes=30)
+# At most this many lost digests are queued again per scheduling pass.
+SWEEP_LIMIT = 10_000
+
+
+def lease(now: dt.datetime, extra: float = 0) -> dt.datetime:
+    return now + dt.timedelta(seconds=settings.PAPERBOY_CLAIM_LEASE + extra)
 
 
 def _claim_locked(subscribers: list[Subscriber], now: dt.datetime) -> list[int]:
@@ -63,8 +71,9 @@ def _claim_locked(subscribers: list[Subscriber], now: dt.datetime) -> list[int]:
             "subscriber_id", "period"
         )
     )
+    leased_until = lease(now)
     created = Digest.objects.bulk_create(
-        Digest(subscriber_id=pk, period=period, scheduled_for=due[pk])
+        Digest(subscriber_id=pk, period=period, scheduled_for=due[pk], leased_until=leased_until)
         for pk, period in periods.items()
         if (pk, period) not in taken
     )
@@ -109,11 +118,49 @@ def claim_due(now: dt.datetime) -> list[int]:
     return [digest_id for page in claim_pages(now) for digest_id in page]
 
 
-def stale_claims(now: dt.datetime) -> list[int]:
-    return list(
-        Digest.objects.filter(
-            status=Digest.Status.CLAIMED, attempts=0, created_at__lt=now - STALE_CLAIM
-        ).values_list("pk", flat=True)[:10_000]
+@dataclass
+class Sweep:
+    requeue: list[int]
+    unknown: int
+
+
+def sweep(now: dt.datetime, queue_empty: bool) -> Sweep:
+    """Digests whose task was lost: a worker killed outright (Redis would give its task
+    to another only after the visibility timeout), Redis restarted without persistence,
+    a crash between claiming and queuing.
+
+    A claimed digest whose lease ran out is queued again, but only when nothing waits
+    in the queue: behind a long queue a lease runs out with its task still waiting,
+    and queuing it again would only pile up work. Its lease is renewed, so that the
+    next pass leaves it to the task queued now. Sending twice is impossible either way
+    (a task sends only what it moves out of "claimed").
+
+    A digest left "sending" past its lease was handed to the mail server by a worker
+    that died before it heard the answer: it is recorded as unknown, not sent again.
+    """
+    unknown = Digest.objects.filter(status=Digest.Status.SENDING, leased_until__lt=now).update(
+        status=Digest.Status.UNKNOWN,
+        last_error="the worker stopped after handing it to the mail server and before "
+        "the answer; it may have been delivered, so it is not sent again",
+    )
+    if not queue_empty:
+        return Sweep([], unknown)
+    with transaction.atomic():
+        ids = list(
+            Digest.objects.filter(status=Digest.Status.CLAIMED, leased_until__lt=now)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:SWEEP_LIMIT]
+        )
+        Digest.objects.filter(pk__in=ids).update(leased_until=lease(now))
+    return Sweep(ids, unknown)
+
+
+def renew(digest_ids: list[int], now: dt.datetime, extra: float = 0) -> None:
+    """The task in hand answers for these claimed digests (``extra`` seconds more while
+    it waits to retry)."""
+    Digest.objects.filter(pk__in=digest_ids, status=Digest.Status.CLAIMED).update(
+        leased_until=lease(now, extra)
     )
 
 
@@ -127,6 +174,7 @@ class BatchResult:
     skipped: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     retry: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)
     last_error: str = ""
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -178,19 +226,18 @@ def _sent(digest: Digest, message_id: str) -> None:
 def _begin(
     digest: Digest, picks: list[Pick], suppressed: bool, finishing: tuple[Digest, str] | None
 ) -> bool | None:
-    """In one transaction: record the previous digest sent, take this one, and record
-    its papers in the ledger before anything goes out. True to send it, False when
-    there is nothing to send (settled as skipped or suppressed), None when another
-    task has it."""
-    with transaction.atomic():
-        if finishing is not None:
-            _sent(*finishing)
-        if not _start(digest.pk):
-            return None
-        if not _settle(digest, picks, suppressed):
-            return False
-        _record(digest, picks)
-        return True
+    """Record the previous digest sent, take this one and record its papers in the
+    ledger: call in the transaction that commits just before the message is handed
+    over. True to send it, False when there is nothing to send (settled as skipped or
+    suppressed), None when another task has it."""
+    if finishing is not None:
+        _sent(*finishing)
+    if not _start(digest.pk):
+        return None
+    if not _settle(digest, picks, suppressed):
+        return False
+    _record(digest, picks)
+    return True
 
 
 def _settle(digest: Digest, picks: list[Pick], suppressed: bool) -> bool:
@@ -248,13 +295,18 @@ def _permanent_recipient_failure(exc: BaseException) -> bool:
 
 
 class Outbox:
-    """The default mailer, one connection for a batch. Over SMTP a digest goes as
-    bytes built by digest.mime; other mailers (ESPs, the file outbox, tests' locmem)
-    get Django's message object."""
+    """The default mailer, one connection for a batch, and each message handed over in
+    two steps around the commit that records it as going out: ``begin`` before it,
+    ``commit`` after.
+
+    Over SMTP a digest goes as bytes built by digest.mime, and ``begin`` sends all of
+    it but the final dot (digest.smtp). Other mailers (ESPs, the file outbox, tests'
+    locmem) get Django's message object, all of it in ``commit``."""
 
     def __init__(self):
         self.mailer = mail.mailers.default
         self.raw = isinstance(self.mailer, SMTPBackend)
+        self.in_data = False
 
     def build(self, digest: Digest, rendered: tuple[str, str, str]):
         """The message to send: bytes over SMTP, else Django's message object."""
@@ -262,20 +314,32 @@ class Outbox:
             return emails.digest_bytes(digest, rendered)
         return emails.build_digest(digest, rendered=rendered)
 
-    def send(self, digest: Digest, message) -> str:
-        """Send what build() made; the message id the ESP's webhooks will report."""
+    def begin(self, digest: Digest, message) -> None:
         if not self.raw:
-            self.mailer.send_messages([message])
-            return _message_id(message)
-        message_id, data = message
+            return
         if self.mailer.connection is None:
             self.mailer.open()
         envelope_from = mime.address(settings.DIGEST_FROM_EMAIL)[1]
         to = mime.address(digest.subscriber.email)[1]
-        self.mailer.connection.sendmail(envelope_from, [to], data)
-        return message_id
+        self.in_data = True
+        smtp.begin(self.mailer.connection, envelope_from, to, message[1])
+
+    def commit(self, message) -> str:
+        """Hand the message over; the message id the ESP's webhooks will report."""
+        if not self.raw:
+            self.mailer.send_messages([message])
+            return _message_id(message)
+        self.in_data = False
+        smtp.commit(self.mailer.connection)
+        return message[0]
 
     def close(self) -> None:
+        if self.in_data and self.mailer.connection is not None:
+            # Inside DATA a QUIT would be read as part of the message: drop the
+            # connection instead, and the server discards what it has of it.
+            self.mailer.connection.close()
+            self.mailer.connection = None
+        self.in_data = False
         self.mailer.close()
 
 
@@ -283,12 +347,12 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
     """Send the claimed digests among ``digest_ids`` over one connection.
 
     Composition is done for the whole batch up front; then one digest at a time goes
-    from claimed to sending to its outcome. An error (the mail server down, the
-    database busy) puts the digest in hand back to "claimed" for the retry; a worker
-    killed mid-batch leaves at most two digests "sending": the one in hand and the one
-    sent just before it, whose "sent" had not been committed yet.
+    from claimed to sending to its outcome. An error before the message was handed
+    over (the mail server refusing or down, the database busy) puts the digest back to
+    "claimed" for the retry. No answer after it was handed over leaves it "unknown".
     """
     now = now or timezone.now()
+    renew(digest_ids, now)
     result = BatchResult()
     with result.timing("compose"):
         digests = list(
@@ -307,24 +371,35 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
     try:
         for digest in digests:
             picks = composed[digest.subscriber_id]
+            blocked = digest.subscriber.email.lower() in suppressed
             finishing, pending = pending, None
             try:
-                with result.timing("record"):
-                    go = _begin(
-                        digest, picks, digest.subscriber.email.lower() in suppressed, finishing
-                    )
+                message = None
+                if picks and not blocked and digest.subscriber.status == Subscriber.Status.ACTIVE:
+                    with result.timing("render"):
+                        rendered = emails.render_digest(digest, picks)
+                    with result.timing("build"):
+                        message = outbox.build(digest, rendered)
+                started = time.perf_counter()
+                with transaction.atomic():
+                    go = _begin(digest, picks, blocked, finishing)
+                    if go:
+                        handing = time.perf_counter()
+                        outbox.begin(digest, message)
+                        result.seconds["send"] += time.perf_counter() - handing
+                        started += time.perf_counter() - handing
+                result.seconds["record"] += time.perf_counter() - started
                 finishing = None  # committed with it
                 if go is None:
                     continue
                 if not go:
                     result.skipped.append(digest.pk)
                     continue
-                with result.timing("render"):
-                    rendered = emails.render_digest(digest, picks)
-                with result.timing("build"):
-                    message = outbox.build(digest, rendered)
                 with result.timing("send"):
-                    message_id = outbox.send(digest, message)
+                    message_id = outbox.commit(message)
+            except smtp.OutcomeUnknown as exc:
+                _unknown(digest, exc, result)
+                outbox.close()
             except Exception as exc:
                 if finishing is not None:
                     _sent(*finishing)  # rolled back with this digest's failure
@@ -340,13 +415,14 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
             _sent(*pending)
         outbox.close()
     log.info(
-        "sent batch: %d digests (%d sent, %d skipped, %d failed, %d to retry) in %.3fs: "
-        "compose %.3fs, render %.3fs, build %.3fs, send %.3fs, record %.3fs",
+        "sent batch: %d digests (%d sent, %d skipped, %d failed, %d to retry, %d unknown) "
+        "in %.3fs: compose %.3fs, render %.3fs, build %.3fs, send %.3fs, record %.3fs",
         len(digests),
         len(result.sent),
         len(result.skipped),
         len(result.failed),
         len(result.retry),
+        len(result.unknown),
         sum(result.seconds.values()),
         *(result.seconds[stage] for stage in ("compose", "render", "build", "send", "record")),
     )
@@ -358,6 +434,18 @@ def _message_id(message) -> str:
     status = getattr(message, "anymail_status", None)
     esp_id = getattr(status, "message_id", None)
     return esp_id if isinstance(esp_id, str) else message.extra_headers["Message-ID"]
+
+
+def _unknown(digest: Digest, exc: Exception, result: BatchResult) -> None:
+    """The server had the message but never answered: it may well have delivered it, so
+    it is not sent again and its papers stay in the ledger. Sending it again would risk
+    a duplicate in every such case to save a rare lost digest."""
+    error = f"{type(exc).__name__}: {exc}"
+    _finish(digest, Digest.Status.UNKNOWN, f"{error}; it may have been delivered, not resent")
+    result.unknown.append(digest.pk)
+    log.warning(
+        "digest %s to subscriber %s: outcome unknown: %s", digest.pk, digest.subscriber_id, error
+    )
 
 
 def _failed(digest: Digest, exc: Exception, result: BatchResult) -> None:

@@ -249,6 +249,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError)
 
 
-def backoff(retries: int, base: float = 30, cap: float = 3600) -> float:
-    """Exponential backoff with full jitter."""
+def backoff(retries: int, base: float | None = None, cap: float = 3600) -> float:
+    """Exponential backoff with full jitter, from PAPERBOY_RETRY_DELAY seconds."""
+    base = settings.PAPERBOY_RETRY_DELAY if base is None else base
     return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - not security

@@ -234,6 +234,9 @@ class Digest(models.Model):
         CLAIMED = "claimed", "Claimed"
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
+        # Handed to the mail server, which never confirmed it: it may have been delivered,
+        # so it is not sent again (see digest.delivery).
+        UNKNOWN = "unknown", "Unknown (no reply from the mail server)"
         SKIPPED = "skipped", "Skipped (nothing new)"
         FAILED = "failed", "Failed"
         SUPPRESSED = "suppressed", "Suppressed"
@@ -252,6 +255,9 @@ class Digest(models.Model):
     last_error = models.TextField(blank=True)
     message_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Until when the task that has this digest answers for it; a claimed digest whose
+    # lease ran out was lost with its task and is queued again (digest.delivery.sweep).
+    leased_until = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     # What the ESP reports back through its webhook, where it does.
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -272,6 +278,12 @@ class Digest(models.Model):
             # The dashboard's chart of digests sent per day.
             models.Index(
                 fields=["sent_at"], condition=Q(sent_at__isnull=False), name="digest_sent_idx"
+            ),
+            # The scheduling pass looks for digests whose task was lost.
+            models.Index(
+                fields=["leased_until"],
+                condition=Q(status__in=["claimed", "sending"]),
+                name="digest_lease_idx",
             ),
             # ESP events find their digest by message id.
             models.Index(fields=["message_id"], name="digest_message_id_idx"),

@@ -170,11 +170,12 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("PAPERBOY_QUEUE", "celery")
 # unless this is set; a new PostgreSQL connection costs about 8 ms, so a worker keeps
 # its connection for this many tasks (Django's health checks still drop a dead one).
 CELERY_DB_REUSE_MAX = env.int("PAPERBOY_DB_REUSE_MAX", 100, min_value=0)
-# A task is acknowledged only after it finished, and a worker killed mid-task puts it
-# back on the queue: the digests of its batch that were still "claimed" are sent by the
-# redelivered task. Redelivery never sends twice: a batch only sends digests it moves
-# from "claimed" to "sending" itself, and the one digest a killed worker had in hand
-# stays "sending" (its outcome unknown) rather than being sent blindly again.
+# A task is acknowledged only after it finished, and a pool process killed mid-task
+# puts it back on the queue: the digests of its batch that were still "claimed" are sent
+# by the redelivered task. Redelivery never sends twice: a batch only sends digests it
+# moves from "claimed" to "sending" itself, and a digest is "sending" once the mail
+# server holds it (see digest.delivery). A whole worker killed outright takes its task
+# with it until the visibility timeout below; the claim lease finds it sooner.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Batches are long and uneven: take one at a time, so an idle process can take the next.
@@ -190,6 +191,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 2 * 3600
 PAPERBOY_FEED_URLS = env.http_urls("PAPERBOY_FEED_URLS")
 PAPERBOY_FETCH_TIMEOUT = env.int("PAPERBOY_FETCH_TIMEOUT", 30, min_value=1)
 PAPERBOY_MAX_IMPORT_BYTES = env.int("PAPERBOY_MAX_IMPORT_BYTES", 20_000_000, min_value=1)
+
+# How long a sending task answers for its digests (seconds). A claimed digest whose
+# lease ran out while nothing waits in the queue was lost with its task (a worker killed
+# outright, Redis restarted without persistence) and the next scheduling pass queues it
+# again; one left "sending" is recorded as unknown. Longer than a batch takes.
+PAPERBOY_CLAIM_LEASE = env.int("PAPERBOY_CLAIM_LEASE", 600, min_value=1)
+# The first retry of a failed send waits up to this many seconds, doubling each time
+# (full jitter, at most an hour).
+PAPERBOY_RETRY_DELAY = env.int("PAPERBOY_RETRY_DELAY", 30, min_value=0)
 
 # A paper belongs to a topic when its score reaches this (see digest/matching.py).
 PAPERBOY_MATCH_THRESHOLD = env.float("PAPERBOY_MATCH_THRESHOLD", 1.0)

@@ -1,7 +1,7 @@
 import datetime as dt
 
-from celery import shared_task
-from django.db import transaction
+from celery import current_app, shared_task
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 
 from digest import delivery, emails, importers, matching
@@ -43,30 +43,50 @@ def schedule_digests() -> int:
         for page in delivery.claim_pages(now):
             run.claimed += len(page)
             enqueue(page)
-        stale = delivery.stale_claims(now)
+        swept = delivery.sweep(now, queue_empty=_nothing_queued())
     except Exception as exc:
         # What was claimed before the error is queued already.
         run.error = f"{type(exc).__name__}: {exc}"[:2000]
         run.finished_at = timezone.now()
         run.save(update_fields=["claimed", "error", "finished_at"])
         raise
-    enqueue(stale)
-    run.requeued, run.finished_at = len(stale), timezone.now()
+    enqueue(swept.requeue)
+    run.requeued, run.finished_at = len(swept.requeue), timezone.now()
     run.save(update_fields=["claimed", "requeued", "finished_at"])
     SchedulingPass.objects.filter(started_at__lt=now - PASS_HISTORY).delete()
     return run.claimed + run.requeued
 
 
+def _nothing_queued() -> bool:
+    """Whether no task waits in the queue (see delivery.sweep)."""
+    with current_app.connection_for_read() as connection:
+        queue = current_app.conf.task_default_queue
+        return connection.default_channel.queue_declare(queue=queue).message_count == 0
+
+
 @shared_task(bind=True, name="digest.send_digests", max_retries=8)
 def send_digests(self, digest_ids: list[int]) -> dict[str, int]:
-    result = delivery.send_batch(digest_ids)
+    try:
+        result = delivery.send_batch(digest_ids)
+    except DatabaseError as exc:
+        # The connection was lost mid-batch (a restart, a failover, a killed backend).
+        # What was sent is recorded "sent" or still "sending", so the same batch is
+        # simply tried again, on a new connection.
+        close_old_connections()
+        countdown = emails.backoff(self.request.retries)
+        raise self.retry(countdown=countdown, exc=exc) from exc
     if result.retry and self.request.retries >= self.max_retries:
         delivery.give_up(result.retry, result.last_error)
     elif result.retry:
         # Only the digests that failed transiently: the others went out already.
+        countdown = emails.backoff(self.request.retries)
+        delivery.renew(result.retry, timezone.now(), extra=countdown)
         raise self.retry(
-            args=[result.retry],
-            countdown=emails.backoff(self.request.retries),
-            exc=RuntimeError(result.last_error),
+            args=[result.retry], countdown=countdown, exc=RuntimeError(result.last_error)
         )
-    return {"sent": len(result.sent), "skipped": len(result.skipped), "failed": len(result.failed)}
+    return {
+        "sent": len(result.sent),
+        "skipped": len(result.skipped),
+        "failed": len(result.failed),
+        "unknown": len(result.unknown),
+    }

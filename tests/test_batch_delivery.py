@@ -7,7 +7,7 @@ import random
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
 from digest import delivery
@@ -164,3 +164,50 @@ def test_the_last_digest_of_a_batch_is_recorded_sent(three_due, smtp_mailer):
     assert result.sent == three_due
     assert set(Digest.objects.values_list("status", flat=True)) == {"sent"}
     assert Digest.objects.filter(message_id="").count() == 0
+
+
+def test_a_digest_is_recorded_sending_before_the_dot_that_hands_it_over(
+    three_due, smtp_mailer, monkeypatch
+):
+    commit = delivery.smtp.commit
+    seen = []
+
+    def observe(connection):
+        # The server has all of the message but its final dot.
+        digest = Digest.objects.get(pk=three_due[len(seen)])
+        seen.append((digest.status, digest.items.exists(), len(smtp_mailer.messages)))
+        commit(connection)
+
+    monkeypatch.setattr(delivery.smtp, "commit", observe)
+
+    delivery.send_batch(three_due, now=NOW)
+
+    assert seen == [("sending", True, 0), ("sending", True, 1), ("sending", True, 2)]
+
+
+def test_a_crash_before_the_dot_leaves_nothing_delivered_and_the_digest_claimed(
+    three_due, smtp_mailer, monkeypatch
+):
+    begin = delivery.Outbox.begin
+    calls = []
+
+    def second_loses_the_database(outbox, digest, message):
+        begin(outbox, digest, message)
+        calls.append(digest.pk)
+        if len(calls) == 2:
+            # As if the commit that records it failed: the message is on the wire, all
+            # but its final dot.
+            raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(delivery.Outbox, "begin", second_loses_the_database)
+
+    result = delivery.send_batch(three_due, now=NOW)
+
+    first, second, third = (Digest.objects.get(pk=pk) for pk in three_due)
+    assert (first.status, second.status, third.status) == ("sent", "claimed", "sent")
+    assert result.retry == [second.pk]
+    assert not second.items.exists()
+    received = smtp_mailer.wait_for(2)
+    assert sorted(m.rcpt_tos[0] for m in received) == sorted(
+        [first.subscriber.email, third.subscriber.email]
+    )

@@ -111,12 +111,39 @@ class TestClaiming:
         assert delivery.claim_due(at(2026, 11, 28, 20)) == []
         assert Digest.objects.count() == 1
 
-    def test_a_stale_claim_is_enqueued_again(self):
-        with time_machine.travel(at(2026, 11, 28, 8), tick=False):
-            SubscriberFactory(next_due_at=at(2026, 11, 28, 8))
-            [digest_id] = delivery.claim_due(at(2026, 11, 28, 8))
-        assert delivery.stale_claims(at(2026, 11, 28, 8, 10)) == []
-        assert delivery.stale_claims(at(2026, 11, 28, 9)) == [digest_id]
-        # One a task has tried is waiting out its retry: not enqueued a second time.
-        Digest.objects.filter(pk=digest_id).update(attempts=1)
-        assert delivery.stale_claims(at(2026, 11, 28, 9)) == []
+    def test_a_claim_whose_lease_ran_out_is_queued_again_once_the_queue_is_empty(self, settings):
+        settings.PAPERBOY_CLAIM_LEASE = 600
+        SubscriberFactory(next_due_at=at(2026, 11, 28, 8))
+        [digest_id] = delivery.claim_due(at(2026, 11, 28, 8))
+
+        assert delivery.sweep(at(2026, 11, 28, 8, 9), queue_empty=True).requeue == []
+        # Behind a queue its task may still be waiting: nothing is piled on.
+        assert delivery.sweep(at(2026, 11, 28, 8, 11), queue_empty=False).requeue == []
+        assert delivery.sweep(at(2026, 11, 28, 8, 11), queue_empty=True).requeue == [digest_id]
+        # Queued again with a new lease: the next pass leaves it to that task.
+        assert delivery.sweep(at(2026, 11, 28, 8, 12), queue_empty=True).requeue == []
+        assert delivery.sweep(at(2026, 11, 28, 8, 22), queue_empty=True).requeue == [digest_id]
+
+    def test_a_digest_waiting_out_a_retry_keeps_its_task(self, settings):
+        settings.PAPERBOY_CLAIM_LEASE = 600
+        SubscriberFactory(next_due_at=at(2026, 11, 28, 8))
+        [digest_id] = delivery.claim_due(at(2026, 11, 28, 8))
+
+        delivery.renew([digest_id], at(2026, 11, 28, 8, 5), extra=1800)
+
+        assert delivery.sweep(at(2026, 11, 28, 8, 44), queue_empty=True).requeue == []
+        assert delivery.sweep(at(2026, 11, 28, 8, 46), queue_empty=True).requeue == [digest_id]
+
+    def test_a_digest_left_sending_past_its_lease_is_unknown_and_never_queued(self, settings):
+        settings.PAPERBOY_CLAIM_LEASE = 600
+        SubscriberFactory(next_due_at=at(2026, 11, 28, 8))
+        [digest_id] = delivery.claim_due(at(2026, 11, 28, 8))
+        Digest.objects.filter(pk=digest_id).update(status=Digest.Status.SENDING)
+
+        assert delivery.sweep(at(2026, 11, 28, 8, 9), queue_empty=True).unknown == 0
+        swept = delivery.sweep(at(2026, 11, 28, 8, 11), queue_empty=True)
+
+        assert (swept.unknown, swept.requeue) == (1, [])
+        digest = Digest.objects.get()
+        assert digest.status == Digest.Status.UNKNOWN
+        assert "not sent again" in digest.last_error
