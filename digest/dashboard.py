@@ -102,6 +102,7 @@ def figures(now: dt.datetime | None = None) -> dict:
             status: digests_today.get(status, 0)
             for status in (
                 Digest.Status.SENT,
+                Digest.Status.UNKNOWN,
                 Digest.Status.SKIPPED,
                 Digest.Status.FAILED,
                 Digest.Status.SUPPRESSED,

@@ -51,7 +51,8 @@ def test_it_counts_subscribers_by_status(admin_client):
 
 def test_it_counts_todays_digests_by_outcome(admin_client):
     today = NOW.replace(hour=6)
-    for status, count in [("sent", 4), ("skipped", 2), ("failed", 1), ("claimed", 1)]:
+    outcomes = [("sent", 4), ("unknown", 1), ("skipped", 2), ("failed", 1), ("claimed", 1)]
+    for status, count in outcomes:
         for _ in range(count):
             DigestFactory(status=status, scheduled_for=today)
     DigestFactory(status="failed", scheduled_for=NOW - dt.timedelta(days=1))
@@ -59,7 +60,13 @@ def test_it_counts_todays_digests_by_outcome(admin_client):
 
     response, figures = dashboard(admin_client)
 
-    assert figures["digests_today"] == {"sent": 4, "skipped": 2, "failed": 1, "suppressed": 0}
+    assert figures["digests_today"] == {
+        "sent": 4,
+        "unknown": 1,
+        "skipped": 2,
+        "failed": 1,
+        "suppressed": 0,
+    }
     assert figures["digests_in_flight"] == 1
     # Each figure links to the log, filtered to that outcome and today.
     assert (
