@@ -1,9 +1,22 @@
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
 
 app = Celery("paperboy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def drop_dead_database_connections(task=None, **kwargs):
+    # A worker keeps its connection across tasks (CELERY_DB_REUSE_MAX), and Celery looks
+    # at it only every so many tasks: one the server dropped (a restart, a failover, a
+    # killed backend) would fail every task until then. Django's check before each task
+    # costs one round trip. Eager tasks run inside the caller's transaction: left alone.
+    if task is not None and not task.request.is_eager:
+        from django.db import close_old_connections
+
+        close_old_connections()

@@ -1,7 +1,7 @@
 import datetime as dt
 
 from celery import current_app, shared_task
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from digest import delivery, emails, importers, matching
@@ -70,9 +70,8 @@ def send_digests(self, digest_ids: list[int]) -> dict[str, int]:
         result = delivery.send_batch(digest_ids)
     except DatabaseError as exc:
         # The connection was lost mid-batch (a restart, a failover, a killed backend).
-        # What was sent is recorded "sent" or still "sending", so the same batch is
-        # simply tried again, on a new connection.
-        close_old_connections()
+        # What went out is recorded "sent" or still "sending", so the same batch is
+        # simply tried again, on a new connection (see digest.celery).
         countdown = emails.backoff(self.request.retries)
         raise self.retry(countdown=countdown, exc=exc) from exc
     if result.retry and self.request.retries >= self.max_retries:
