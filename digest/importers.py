@@ -7,6 +7,7 @@ the import itself is one transaction: a source is imported whole or not at all.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import logging
 import re
@@ -37,6 +38,16 @@ MAX_ABSTRACT = 20_000
 MAX_AUTHORS = 500
 MAX_AUTHOR = 200
 MAX_URL = 500
+# Papers in one source. Real ones hold far fewer (a day of Hugging Face papers is about
+# 50, an arXiv API page at most 2,000), and every record held costs memory: a source of
+# a million tiny records within the byte cap would take gigabytes to parse.
+MAX_RECORDS = 10_000
+# Problems listed for one import (the command's output, the admin page, the run's log);
+# the rest are counted.
+MAX_ERRORS = 100
+# Elements in one child of an Atom <feed>: an <entry> has a dozen and two per author.
+# More means elements nested or repeated to fill memory, and the feed is refused.
+MAX_ENTRY_ELEMENTS = 2 * MAX_AUTHORS + 100
 
 # New-style ids (2404.16789) and old-style ones (hep-th/9901001, math.GT/0309136).
 ARXIV_ID = re.compile(
@@ -50,6 +61,7 @@ _MONTHS = {
     )
 }
 _ATOM = "{http://www.w3.org/2005/Atom}"
+_JSON_BYTES_PER_CONTAINER = 32
 
 
 class ImportFailed(Exception):
@@ -130,7 +142,12 @@ def read_source(source: str) -> bytes:
         try:
             if path.stat().st_size > limit:
                 raise ImportFailed(f"{source} is larger than {limit} bytes")
-            data = path.read_bytes()
+            # Not a device (/dev/zero has no size and no end) nor a pipe (which can block
+            # for ever); and never more than the cap, should the file grow meanwhile.
+            if not path.is_file():
+                raise ImportFailed(f"{source} is not a regular file")
+            with path.open("rb") as file:
+                data = file.read(limit + 1)
         except OSError as exc:
             raise ImportFailed(f"could not read {source}: {exc.strerror or exc}") from exc
     if len(data) > limit:
@@ -155,10 +172,22 @@ def detect_format(data: bytes, source: str = "") -> str:
 
 
 def _decode(data: bytes) -> str:
+    # UTF-16 without a byte order mark decodes as "valid" UTF-8 with a NUL after every
+    # ASCII letter, which would then be stripped into plausible text.
+    if (nul := data.find(b"\x00")) != -1:
+        raise ImportFailed(
+            f"the source contains a NUL byte (byte {nul}): it is not UTF-8 text (UTF-16?)"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportFailed(f"the source is not valid UTF-8 (byte {exc.start})") from None
+
+
+def _too_many() -> ImportFailed:
+    return ImportFailed(
+        f"the source holds more than {MAX_RECORDS} papers: split it into smaller sources"
+    )
 
 
 def parse(data: bytes, fmt: str = "auto", *, today: date | None = None) -> list[PaperRecord]:
@@ -173,12 +202,16 @@ def parse(data: bytes, fmt: str = "auto", *, today: date | None = None) -> list[
         records, errors = parse_arxiv_atom(data)
     else:
         raise ImportFailed(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    rejected = len(errors)
+    rejected, problems_found = len(errors), len(errors)
     for record in records:
         if problems := record.problems():
             rejected += 1
-            errors.extend(f"{record.where}: {problem}" for problem in problems)
+            problems_found += len(problems)
+            if len(errors) < MAX_ERRORS:
+                errors.extend(f"{record.where}: {problem}" for problem in problems)
     if errors:
+        if problems_found > MAX_ERRORS:
+            errors = [*errors[:MAX_ERRORS], f"... and {problems_found - MAX_ERRORS} more"]
         raise ImportFailed(f"{rejected} record(s) rejected", errors, rejected)
     if not records:
         raise ImportFailed("the source contains no papers")
@@ -227,6 +260,8 @@ def parse_hf_page(text: str, *, today: date) -> list[PaperRecord]:
             pending_title = (line_no, paragraph)
             continue
         title_line, title = pending_title
+        if len(records) == MAX_RECORDS:
+            raise _too_many()
         records.append(
             PaperRecord(
                 where=f"line {title_line}",
@@ -245,10 +280,25 @@ def parse_hf_page(text: str, *, today: date) -> list[PaperRecord]:
     return records
 
 
+# Where str.splitlines() breaks lines.
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """text.splitlines(), one line at a time: a source of a million short lines would
+    otherwise be a million strings at once."""
+    start = 0
+    for match in _LINE_BREAK.finditer(text):
+        yield text[start : match.start()]
+        start = match.end()
+    if start < len(text):
+        yield text[start:]
+
+
 def _paragraphs(text: str) -> Iterator[tuple[int, str]]:
     """Blank-line separated paragraphs with the line number each starts on."""
     start, lines = 0, []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_lines(text), 1):
         if line.strip():
             if not lines:
                 start = number
@@ -279,16 +329,31 @@ def _parse_datetime(value) -> date | None:
 def parse_hf_json(data: bytes) -> tuple[list[PaperRecord], list[str]]:
     """Hugging Face daily papers (GET /api/daily_papers): a list of entries, each
     holding a ``paper`` object with id, title, summary, authors and upvotes."""
+    # Real feeds spend well over a hundred bytes on each object or array (an author is
+    # about 70). One far denser is built to cost memory, not to carry papers: parsed,
+    # a megabyte of "{}," is twenty megabytes of dictionaries.
+    containers = data.count(b"{") + data.count(b"[")
+    if containers > 1000 and containers * _JSON_BYTES_PER_CONTAINER > len(data):
+        raise ImportFailed(
+            f"the JSON holds {containers} objects and arrays in {len(data)} bytes, "
+            "far more than a paper feed has"
+        )
     try:
         items = json.loads(_decode(data))
     except json.JSONDecodeError as exc:
         raise ImportFailed(
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise ImportFailed("invalid JSON: arrays or objects nested too deeply") from None
+    except ValueError as exc:  # a number of thousands of digits, say
+        raise ImportFailed(f"invalid JSON: {exc}") from None
     if isinstance(items, dict):
         items = [items]
     if not isinstance(items, list):
         raise ImportFailed("expected a JSON list of daily papers")
+    if len(items) > MAX_RECORDS:
+        raise _too_many()
     records, errors = [], []
     for index, item in enumerate(items):
         try:
@@ -333,48 +398,75 @@ def _hf_json_record(item) -> PaperRecord:
 
 
 def parse_arxiv_atom(data: bytes) -> tuple[list[PaperRecord], list[str]]:
-    """The arXiv API's Atom feed (export.arxiv.org/api/query)."""
+    """The arXiv API's Atom feed (export.arxiv.org/api/query).
+
+    Read as a stream, each entry dropped once turned into a record: memory holds one
+    entry at a time, and an entry of absurd size is refused as it grows."""
+    records, errors = [], []
+    feed, depth, elements, index = None, 0, 0, 0
+    events = ElementTree.iterparse(io.BytesIO(data), events=("start", "end"), forbid_dtd=True)
     try:
-        root = ElementTree.fromstring(data, forbid_dtd=True)
+        for event, element in events:
+            if event == "start":
+                depth += 1
+                if feed is None:
+                    if element.tag != f"{_ATOM}feed":
+                        raise ImportFailed(f"expected an Atom <feed>, found <{element.tag}>")
+                    feed = element
+                elif (elements := elements + 1) > MAX_ENTRY_ELEMENTS:
+                    raise ImportFailed(
+                        f"an element of the feed holds more than {MAX_ENTRY_ELEMENTS} elements"
+                    )
+                continue
+            depth -= 1
+            if depth != 1:
+                continue
+            # A child of <feed> is complete.
+            if element.tag == f"{_ATOM}entry":
+                if index == MAX_RECORDS:
+                    raise _too_many()
+                try:
+                    records.append(_atom_record(element))
+                except ValueError as exc:
+                    errors.append(f"entry {index}: {exc}")
+                index += 1
+            feed.clear()
+            elements = 0
     except DefusedXmlException as exc:
         raise ImportFailed(f"refused unsafe XML: {exc}") from None
     except ParseError as exc:
         line, column = exc.position
         raise ImportFailed(f"invalid XML at line {line}, column {column}") from None
-    if root.tag != f"{_ATOM}feed":
-        raise ImportFailed(f"expected an Atom <feed>, found <{root.tag}>")
-    records, errors = [], []
-    for index, entry in enumerate(root.iter(f"{_ATOM}entry")):
-        raw_id = (entry.findtext(f"{_ATOM}id") or "").strip()
-        if "/api/errors" in raw_id:
-            summary = clean_line(entry.findtext(f"{_ATOM}summary") or "")
-            raise ImportFailed(f"the arXiv API answered with an error: {summary}")
-        arxiv_id, version = _split_arxiv_id(raw_id)
-        if arxiv_id is None:
-            errors.append(f"entry {index}: {raw_id[:80]!r} is not an arXiv id")
-            continue
-        links = {
-            (link.get("title") or link.get("rel")): link.get("href", "")
-            for link in entry.findall(f"{_ATOM}link")
-        }
-        records.append(
-            PaperRecord(
-                where=f"entry {arxiv_id}",
-                title=clean_line(entry.findtext(f"{_ATOM}title") or ""),
-                abstract=clean_line(entry.findtext(f"{_ATOM}summary") or ""),
-                authors=[
-                    clean_line(name)
-                    for author in entry.findall(f"{_ATOM}author")
-                    if (name := author.findtext(f"{_ATOM}name"))
-                ],
-                arxiv_id=arxiv_id,
-                arxiv_version=version,
-                abstract_url=links.get("alternate") or f"https://arxiv.org/abs/{arxiv_id}",
-                pdf_url=links.get("pdf", ""),
-                published_on=_parse_datetime(entry.findtext(f"{_ATOM}published")),
-            )
-        )
     return records, errors
+
+
+def _atom_record(entry) -> PaperRecord:
+    raw_id = (entry.findtext(f"{_ATOM}id") or "").strip()
+    if "/api/errors" in raw_id:
+        summary = clean_line(entry.findtext(f"{_ATOM}summary") or "")
+        raise ImportFailed(f"the arXiv API answered with an error: {summary}")
+    arxiv_id, version = _split_arxiv_id(raw_id)
+    if arxiv_id is None:
+        raise ValueError(f"{raw_id[:80]!r} is not an arXiv id")
+    links = {
+        (link.get("title") or link.get("rel")): link.get("href", "")
+        for link in entry.findall(f"{_ATOM}link")
+    }
+    return PaperRecord(
+        where=f"entry {arxiv_id}",
+        title=clean_line(entry.findtext(f"{_ATOM}title") or ""),
+        abstract=clean_line(entry.findtext(f"{_ATOM}summary") or ""),
+        authors=[
+            clean_line(name)
+            for author in entry.findall(f"{_ATOM}author")
+            if (name := author.findtext(f"{_ATOM}name"))
+        ],
+        arxiv_id=arxiv_id,
+        arxiv_version=version,
+        abstract_url=links.get("alternate") or f"https://arxiv.org/abs/{arxiv_id}",
+        pdf_url=links.get("pdf", ""),
+        published_on=_parse_datetime(entry.findtext(f"{_ATOM}published")),
+    )
 
 
 # Storing ----------------------------------------------------------------------
