@@ -200,6 +200,8 @@ PAPERBOY_CLAIM_LEASE = env.int("PAPERBOY_CLAIM_LEASE", 600, min_value=1)
 # The first retry of a failed send waits up to this many seconds, doubling each time
 # (full jitter, at most an hour).
 PAPERBOY_RETRY_DELAY = env.int("PAPERBOY_RETRY_DELAY", 30, min_value=0)
+# Retries of a digest that keeps failing transiently before it is given up as failed.
+PAPERBOY_SEND_RETRIES = env.int("PAPERBOY_SEND_RETRIES", 8, min_value=0)
 
 # A paper belongs to a topic when its score reaches this (see digest/matching.py).
 PAPERBOY_MATCH_THRESHOLD = env.float("PAPERBOY_MATCH_THRESHOLD", 1.0)
@@ -222,6 +224,39 @@ PAPERBOY_SOFT_BOUNCE_WINDOW_DAYS = env.int("PAPERBOY_SOFT_BOUNCE_WINDOW_DAYS", 7
 # Above this share of complaints per delivered message, admins see a warning.
 PAPERBOY_COMPLAINT_RATE_WARNING = 0.001
 
+# Security --------------------------------------------------------------------
+# Kept together here, so the middleware and the context processor are added below
+# rather than in the lists above.
+from django.utils.csp import CSP  # noqa: E402
+
+# The same policy in development and production: a page it breaks breaks on a developer's
+# machine and in the browser tests first. Nothing inline runs or applies without the
+# request's nonce: Paperboy's pages only load their own static files, and the admin's
+# inline scripts and styles carry the nonce (templates/admin/djcelery/ adds it to
+# django-celery-beat's form). Pages that show an email set their own, stricter policy.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("django.template.context_processors.csp")
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    # data: for the empty favicon in base.html, which spares a request for /favicon.ico.
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Manage, unsubscribe, feedback and view-in-browser URLs carry tokens: a link followed
+# from those pages (to arXiv, say) must not hand them to another site.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -231,7 +266,22 @@ LOGGING = {
 }
 
 if not DEBUG:
-    SESSION_COOKIE_SECURE = SITE_URL.startswith("https://")
+    # SITE_URL says whether the site is served over https (behind a proxy that terminates
+    # TLS and sets X-Forwarded-Proto); a plain-http deployment such as docker-compose's
+    # default keeps working without any of the https-only settings below.
+    _HTTPS = SITE_URL.startswith("https://")
+    SESSION_COOKIE_SECURE = _HTTPS
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     CSRF_TRUSTED_ORIGINS = [SITE_URL]
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_HTTPS)
+    # Health checks (docker-compose's, a load balancer's) ask the app itself over plain
+    # http; a redirect to https there would mark a healthy container as down.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Browsers then refuse plain http for a year. Subdomains and preload are on, as
+    # `check --deploy` asks; an operator with plain-http subdomains turns them off.
+    SECURE_HSTS_SECONDS = env.int(
+        "SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _HTTPS else 0, min_value=0
+    )
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
