@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install test-tools run test lint format migrate sample-data admin-user clean bench bench-signup
+.PHONY: install test-tools run test test-long lint format migrate sample-data admin-user clean bench bench-signup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ run: sample-data admin-user
 
 test: install test-tools
 	$(BIN)/pytest
+
+# The fault suite at ten times the size and the property tests at 10,000 cases each.
+test-long: install test-tools
+	PAPERBOY_FAULTS=long PAPERBOY_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/test_faults.py tests/test_properties.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 import datetime as dt
 
 from celery import current_app, shared_task
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -64,8 +65,9 @@ def _nothing_queued() -> bool:
         return connection.default_channel.queue_declare(queue=queue).message_count == 0
 
 
-@shared_task(bind=True, name="digest.send_digests", max_retries=8)
+@shared_task(bind=True, name="digest.send_digests")
 def send_digests(self, digest_ids: list[int]) -> dict[str, int]:
+    retries = settings.PAPERBOY_SEND_RETRIES
     try:
         result = delivery.send_batch(digest_ids)
     except DatabaseError as exc:
@@ -73,15 +75,18 @@ def send_digests(self, digest_ids: list[int]) -> dict[str, int]:
         # What went out is recorded "sent" or still "sending", so the same batch is
         # simply tried again, on a new connection (see digest.celery).
         countdown = emails.backoff(self.request.retries)
-        raise self.retry(countdown=countdown, exc=exc) from exc
-    if result.retry and self.request.retries >= self.max_retries:
+        raise self.retry(countdown=countdown, exc=exc, max_retries=retries) from exc
+    if result.retry and self.request.retries >= retries:
         delivery.give_up(result.retry, result.last_error)
     elif result.retry:
         # Only the digests that failed transiently: the others went out already.
         countdown = emails.backoff(self.request.retries)
         delivery.renew(result.retry, timezone.now(), extra=countdown)
         raise self.retry(
-            args=[result.retry], countdown=countdown, exc=RuntimeError(result.last_error)
+            args=[result.retry],
+            countdown=countdown,
+            exc=RuntimeError(result.last_error),
+            max_retries=retries,
         )
     return {
         "sent": len(result.sent),
