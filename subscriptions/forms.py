@@ -11,8 +11,28 @@ MAX_INTEREST_LENGTH = 80
 HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]
 
 
+class TopicsField(forms.ModelMultipleChoiceField):
+    """Django checks each id with an exact lookup, which knows a bigint's range, then
+    fetches them together with IN, which does not: on SQLite an id past 2**63 raised
+    OverflowError, a 500. Such an id is no topic."""
+
+    def clean(self, value):
+        for pk in value if isinstance(value, (list, tuple)) else ():
+            try:
+                number = int(pk)
+            except (TypeError, ValueError):
+                continue  # refused by Django's own check
+            if not -(2**63) <= number < 2**63:
+                raise ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": pk},
+                )
+        return super().clean(value)
+
+
 class PreferencesForm(forms.Form):
-    topics = forms.ModelMultipleChoiceField(
+    topics = TopicsField(
         queryset=Topic.objects.curated(),
         widget=forms.CheckboxSelectMultiple,
         required=False,

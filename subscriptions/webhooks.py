@@ -10,9 +10,14 @@ gives a 500, so that the ESP retries it.
 from anymail import urls as anymail_urls
 from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.signals import tracking
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.urls import URLPattern
 
-MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+# OverflowError: a timestamp of 1e20 seconds, which datetime cannot hold.
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+# What subscriptions.deliverability.record() stores of a tracking event.
+TEXT_FIELDS = ("event_id", "recipient", "message_id", "description", "mta_response")
 
 
 class StrictPayload:
@@ -34,6 +39,8 @@ class StrictPayload:
                 f"Malformed {self.esp_name} webhook payload"
             ) from exc
         if self.signal is tracking:
+            for event in events:
+                self._check(event)
             # An event about no recipient and no message is nothing to act on ({} parses
             # to one); drop it, but keep the real bounces posted in the same batch.
             useful = [e for e in events if e.recipient or e.message_id]
@@ -43,6 +50,23 @@ class StrictPayload:
                 )
             events = useful
         return events
+
+    def _check(self, event) -> None:
+        """anymail passes the payload's values through as they came: a number where the
+        address belongs would fail to be stored (a 500), and text that is not an address
+        would be stored as one, then suppressed."""
+        for name in TEXT_FIELDS:
+            value = getattr(event, name)
+            # PostgreSQL text cannot hold NUL.
+            if value is not None and (not isinstance(value, str) or "\x00" in value):
+                raise AnymailWebhookValidationFailure(
+                    f"{self.esp_name} tracking event with a malformed {name}"
+                )
+        if event.recipient:
+            try:
+                validate_email(event.recipient)
+            except ValidationError:
+                event.recipient = None
 
 
 def _strict(pattern: URLPattern) -> URLPattern:
