@@ -5,14 +5,26 @@ an object belongs or undecodable bytes raise ValueError/TypeError deep in its pa
 Django answers 500, and the ESP retries the same junk for days. Only parsing and
 validation errors become a 400 here; an error while acting on a valid event still
 gives a 500, so that the ESP retries it.
+
+anymail mounts a webhook for every ESP it knows, and most of them need a key or a package
+that only the operator of that ESP installs; without it anymail raises on every request,
+which anyone on the internet could turn into a stream of 500s. Those webhooks answer 404,
+as if they were not there, and say why in the log.
 """
 
+import logging
+
 from anymail import urls as anymail_urls
-from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.exceptions import AnymailConfigurationError, AnymailWebhookValidationFailure
 from anymail.signals import tracking
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.http import Http404
 from django.urls import URLPattern
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+
+logger = logging.getLogger(__name__)
 
 # OverflowError: a timestamp of 1e20 seconds, which datetime cannot hold.
 MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
@@ -21,6 +33,27 @@ TEXT_FIELDS = ("event_id", "recipient", "message_id", "description", "mta_respon
 
 
 class StrictPayload:
+    unconfigured: AnymailConfigurationError | None = None
+
+    def __init__(self, **kwargs):
+        # Some ESPs read their keys here, others only when a request comes (dispatch).
+        try:
+            super().__init__(**kwargs)
+        except AnymailConfigurationError as exc:
+            self.unconfigured = exc
+
+    # as_view() takes csrf_exempt from dispatch: this override must carry it as
+    # anymail's does, or every ESP post would be refused for want of a CSRF token.
+    @method_decorator(csrf_exempt)
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            if self.unconfigured:
+                raise self.unconfigured
+            return super().dispatch(request, *args, **kwargs)
+        except AnymailConfigurationError as exc:
+            logger.warning("%s webhook is not configured: %s", self.esp_name, exc)
+            raise Http404(f"No {self.esp_name} webhook here") from exc
+
     def run_validators(self, request):
         try:
             super().run_validators(request)

@@ -771,6 +771,49 @@ def test_a_malformed_payload_is_a_client_error_and_stores_nothing(esp, name, cli
     assert_untouched(subscriber, before)
 
 
+def anymail_webhook_urls() -> list[str]:
+    from anymail.urls import urlpatterns
+
+    # mailgun/inbound(_mime)?/ is a regex; its plain form is enough here.
+    return ["/anymail/" + str(p.pattern).strip("^$").replace("(_mime)?", "") for p in urlpatterns]
+
+
+# Warnings are errors in the tests; in production these two only log.
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailDeprecationWarning")
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+@pytest.mark.parametrize("body", [b"{}", b"junk"], ids=["empty", "junk"])
+def test_webhooks_of_unconfigured_esps_answer_404_not_500(body, settings, client, post, caplog):
+    """anymail mounts every ESP's webhook; most need a key or a package (boto3 for SES)
+    this installation does not have. A post there, with the right secret, must not be a
+    500 that anyone could provoke."""
+    client.raise_request_exception = False
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    subscriber = reader()
+    before = snapshot()
+    answers = {url: post(url, body).status_code for url in anymail_webhook_urls()}
+
+    assert all(status < 500 for status in answers.values()), answers
+    unconfigured = {url for url, status in answers.items() if status == 404}
+    # Needs MAILGUN_WEBHOOK_SIGNING_KEY, boto3, MANDRILL_WEBHOOK_KEY (checked per request).
+    assert {
+        "/anymail/mailgun/tracking/",
+        "/anymail/amazon_ses/tracking/",
+        "/anymail/mandrill/tracking/",
+    } <= unconfigured
+    # No extra setting: the post reaches the payload checks.
+    assert answers["/anymail/postmark/tracking/"] == 400
+    assert "Mailgun webhook is not configured" in caplog.text
+    assert_untouched(subscriber, before)
+
+
+def test_a_configured_esp_webhook_is_mounted_again(settings, client, post):
+    """The control: with its signing key the Mailgun webhook answers, not 404."""
+    client.raise_request_exception = False
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY}
+
+    assert post("/anymail/mailgun/tracking/", b"junk").status_code == 400
+
+
 @esp_params
 def test_an_event_missing_its_recipient_changes_nothing(esp, client, post):
     client.raise_request_exception = False
