@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -7,6 +9,11 @@ from subscriptions.models import MAX_PAPERS_LIMIT, Subscriber, _timezones, norma
 
 MAX_INTERESTS = 10
 MAX_INTEREST_LENGTH = 80
+
+# RFC 2047 forbids encoded-words in an address, but mail software decodes them anyway:
+# "=?utf-8?b?YWRh?=@example.org" is shown as ada@example.org, and Django's mailer
+# refuses to write one that decodes to a space.
+ENCODED_WORD = re.compile(r"=\?[^?]*\?[bq]\?[^?]*\?=", re.IGNORECASE)
 
 HOUR_CHOICES = [(hour, f"{hour:02d}:00") for hour in range(24)]
 
@@ -127,7 +134,10 @@ class SignupForm(PreferencesForm):
             raise ValidationError(
                 "An email address cannot contain line breaks or control characters."
             )
-        return normalise_email(self.cleaned_data["email"])
+        address = normalise_email(self.cleaned_data["email"])
+        if ENCODED_WORD.search(address):
+            raise ValidationError("An email address cannot contain an encoded word (=?…?=).")
+        return address
 
     @property
     def is_bot(self) -> bool:

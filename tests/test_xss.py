@@ -443,10 +443,27 @@ def test_a_hostile_but_valid_address_gets_one_plain_confirmation(
     assert_inert(manage.content.decode(), [address])
 
 
+ENCODED_WORDS = [
+    "=?utf-8?b?QmNjOiB4QGV4YW1wbGUub3Jn?=@example.org",  # "Bcc: x@example.org"
+    "=?utf-8?b?YWRh?=@example.org",  # "ada": shown as ada@example.org, sent elsewhere
+    "x=?ISO-8859-1?Q?ada?=@example.org",
+]
+
+
+@pytest.mark.parametrize("address", ENCODED_WORDS)
+def test_an_address_spelled_with_an_encoded_word_is_refused_at_signup(signup, address):
+    response = signup(address)
+
+    assert response.status_code == 400
+    assert "encoded word" in response.content.decode()
+    assert Subscriber.objects.count() == 0
+    assert mail.outbox == []
+
+
 def test_an_address_spelled_as_an_encoded_word_never_becomes_a_header(smtp_mailer):
-    # RFC 2047 forbids encoded-words in an address; this one spells "Bcc: x@example.org",
-    # and the signup form lets it through (reported: it cannot be mailed).
-    address = "=?utf-8?b?QmNjOiB4QGV4YW1wbGUub3Jn?=@example.org"
+    # RFC 2047 forbids encoded-words in an address; this one spells "Bcc: x@example.org".
+    # The signup form refuses it (above); one stored before that cannot be mailed.
+    address = ENCODED_WORDS[0]
     subscriber = SubscriberFactory(email=address, status="pending", confirmed_at=None)
 
     # Django's mailer, for confirmations and ESPs, refuses to write it at all...
