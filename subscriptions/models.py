@@ -35,7 +35,9 @@ class SubscriberQuerySet(models.QuerySet):
         return self.active().filter(next_due_at__lte=now)
 
     def with_email(self, address: str):
-        return self.filter(email__iexact=normalise_email(address))
+        return self.alias(email_lower=Lower("email")).filter(
+            email_lower=normalise_email(address).lower()
+        )
 
 
 class Subscriber(models.Model):
@@ -137,7 +139,9 @@ class SuppressionQuerySet(models.QuerySet):
         return self.filter(lifted_at__isnull=True)
 
     def with_email(self, address: str):
-        return self.filter(email__iexact=normalise_email(address))
+        return self.alias(email_lower=Lower("email")).filter(
+            email_lower=normalise_email(address).lower()
+        )
 
 
 class Suppression(models.Model):

@@ -1,11 +1,11 @@
 """The product's hard promises, held by the database itself."""
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from digest.importers import import_source
 from digest.models import Digest, DigestItem, Paper, Topic
-from subscriptions.models import Subscriber
+from subscriptions.models import Subscriber, Suppression
 from tests.factories import DigestFactory, PaperFactory, SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -156,3 +156,25 @@ def test_the_starter_topics_are_loaded():
         "LLM agents",
     } <= names
     assert all(topic.term_list for topic in curated)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN's plans are PostgreSQL's")
+def test_looking_an_address_up_uses_the_unique_index_not_a_table_scan():
+    """Every sign-up, webhook and send-time suppression check looks an address up. A
+    case-insensitive match that is not the indexed LOWER(email) scans the whole table:
+    7 ms a sign-up at 21,000 subscribers, growing with the list."""
+    SubscriberFactory(email="Ada@Example.org")
+    Suppression.objects.create(email="Bob@Example.org", reason=Suppression.Reason.BOUNCED)
+    queries = [
+        Subscriber.objects.with_email("ADA@example.ORG"),
+        Suppression.objects.active().with_email("bob@EXAMPLE.org"),
+    ]
+
+    with connection.cursor() as cursor:
+        # A penalty, not a ban: with no usable index the plan still scans the table.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plans = [query.explain() for query in queries]
+
+    assert [query.count() for query in queries] == [1, 1]
+    for plan in plans:
+        assert "Seq Scan" not in plan, plan
