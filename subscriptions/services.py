@@ -14,17 +14,43 @@ PREFERENCE_FIELDS = ["frequency", "weekday", "send_hour", "timezone", "max_paper
 
 def apply_preferences(subscriber: Subscriber, cleaned: dict) -> None:
     """Save the preference fields and topics of a validated PreferencesForm."""
-    for name in PREFERENCE_FIELDS:
-        setattr(subscriber, name, cleaned[name])
+    _set_preferences(subscriber, cleaned)
     fields = [*PREFERENCE_FIELDS, "updated_at"]
     if subscriber.status == Subscriber.Status.ACTIVE:
         subscriber.next_due_at = next_due(subscriber, timezone.now())
         fields.append("next_due_at")
     # Only these columns: an unsubscribe or a bounce that lands meanwhile must stand.
     subscriber.save(update_fields=fields)
+    subscriber.topics.set(_topics(cleaned))
+
+
+def _set_preferences(subscriber: Subscriber, cleaned: dict) -> None:
+    for name in PREFERENCE_FIELDS:
+        setattr(subscriber, name, cleaned[name])
+
+
+def _topics(cleaned: dict) -> list[Topic]:
     with defer_rescoring():
         interests = [Topic.for_interest(text) for text in cleaned["interests"]]
-    subscriber.topics.set([*cleaned["topics"], *interests])
+    # An interest named like a chosen curated topic is that topic: once is enough.
+    return list({topic.pk: topic for topic in [*cleaned["topics"], *interests]}.values())
+
+
+def _create(cleaned: dict) -> Subscriber | None:
+    """A new pending subscriber with its preferences and topics, in as few statements
+    as it takes (the common case of a sign-up); None if the address exists already."""
+    subscriber = Subscriber(email=cleaned["email"], status=Subscriber.Status.PENDING)
+    _set_preferences(subscriber, cleaned)
+    try:
+        with transaction.atomic():
+            subscriber.save(force_insert=True)
+    except IntegrityError:
+        return None
+    through = Subscriber.topics.through
+    through.objects.bulk_create(
+        through(subscriber_id=subscriber.pk, topic_id=topic.pk) for topic in _topics(cleaned)
+    )
+    return subscriber
 
 
 @transaction.atomic
@@ -36,14 +62,14 @@ def sign_up(cleaned: dict) -> None:
     """
     subscriber = Subscriber.objects.select_for_update().with_email(cleaned["email"]).first()
     if subscriber is None:
-        try:
-            with transaction.atomic():
-                subscriber = Subscriber.objects.create(email=cleaned["email"])
-        except IntegrityError:
-            # The same address signed up in a concurrent request; mail its owner instead.
-            subscriber = Subscriber.objects.with_email(cleaned["email"]).get()
-            tasks.send_manage_link.delay_on_commit(subscriber.pk)
+        subscriber = _create(cleaned)
+        if subscriber is not None:
+            tasks.send_confirmation.delay_on_commit(subscriber.pk)
             return
+        # The same address signed up in a concurrent request; mail its owner instead.
+        subscriber = Subscriber.objects.with_email(cleaned["email"]).get()
+        tasks.send_manage_link.delay_on_commit(subscriber.pk)
+        return
     if subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED):
         subscriber.status = Subscriber.Status.PENDING
         subscriber.save(update_fields=["status", "updated_at"])

@@ -143,6 +143,21 @@ def test_an_interest_naming_a_curated_topic_joins_it(post_signup):
     assert not Topic.objects.interests().exists()
 
 
+def test_a_curated_topic_ticked_and_typed_as_an_interest_is_followed_once(post_signup):
+    curated = Topic.objects.get(slug="diffusion-models")
+
+    response = post_signup(topics=[curated.pk], interests="Diffusion models, diffusion MODELS")
+
+    assert response.status_code == 302
+    subscriber = Subscriber.objects.get()
+    assert list(subscriber.topics.all()) == [curated]
+    assert (subscriber.frequency, subscriber.timezone, subscriber.max_papers) == (
+        "daily",
+        "Europe/Paris",
+        10,
+    )
+
+
 def test_html_in_interests_is_escaped_in_pages_and_mail(client, post_signup):
     post_signup(interests="<script>alert(1)</script>")
     subscriber = Subscriber.objects.get()
