@@ -1,7 +1,9 @@
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path
+from django.views.decorators.http import require_POST
 
 from digest.urls import urlpatterns as paperboy_urlpatterns
+from subscriptions.models import Subscriber
 
 
 def minimal(request):
@@ -9,4 +11,16 @@ def minimal(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
-urlpatterns = [path("bench/minimal", minimal), *paperboy_urlpatterns]
+@require_POST
+def one_insert(request):
+    """The least any sign-up must do: take the same POST (CSRF checked by the same
+    middleware), write one row, redirect. No validation, no topics, no email queued."""
+    Subscriber.objects.create(email=request.POST["email"])
+    return HttpResponseRedirect("/check-your-inbox/")
+
+
+urlpatterns = [
+    path("bench/minimal", minimal),
+    path("bench/one-insert", one_insert),
+    *paperboy_urlpatterns,
+]
