@@ -4,7 +4,7 @@
 
 Needs PostgreSQL and Redis (the machine's own, as in CI). It builds a fresh database
 (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/paperboy_bench), starts
-a discard SMTP sink (bench.sink) and a Celery worker with two prefork processes on
+a discard SMTP sink (bench.sink) and a Celery worker with four prefork processes (--workers) on
 Redis, runs one scheduling pass for N due subscribers and waits until every digest is
 out. In the same run it measures the ceiling (smtplib sending one pre-built digest over
 one connection to the same sink), reads each worker's peak RSS from /proc, checks what
@@ -132,7 +132,7 @@ class Child:
 
 
 class Worker(Child):
-    """One Celery worker with two prefork processes, as an operator would run it."""
+    """One Celery worker with ``concurrency`` prefork processes, as an operator would run it."""
 
     def __init__(self, env: dict, log: Path, concurrency: int):
         self.log = log
@@ -436,7 +436,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--compare", type=int, help="also run this many, for the flatness check")
-    parser.add_argument("--workers", type=int, default=2, help="prefork processes")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="prefork processes (docker-compose.yml's)"
+    )
     parser.add_argument("--peer", action="store_true", help="also run django-newsletter")
     parser.add_argument("--peer-subscribers", type=int, default=10_000)
     parser.add_argument("--folder", type=Path, help="keep logs and the spool here")
