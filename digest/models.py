@@ -201,8 +201,13 @@ class PaperTopic(models.Model):
         PINNED = "pinned", "Pinned to the topic"
         EXCLUDED = "excluded", "Excluded from the topic"
 
-    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="topic_scores")
-    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="paper_scores")
+    # Indexed by paper_topic_unique and paper_topic_topic_idx, which start with them.
+    paper = models.ForeignKey(
+        Paper, on_delete=models.CASCADE, related_name="topic_scores", db_index=False
+    )
+    topic = models.ForeignKey(
+        Topic, on_delete=models.CASCADE, related_name="paper_scores", db_index=False
+    )
     score = models.FloatField(default=0)
     matched_terms = models.JSONField(default=list, blank=True)
     curation = models.CharField(
@@ -241,8 +246,10 @@ class Digest(models.Model):
         FAILED = "failed", "Failed"
         SUPPRESSED = "suppressed", "Suppressed"
 
+    # No index of its own: digest_one_per_subscriber_period starts with it. Every index
+    # costs an insertion at each of a digest's three writes (claimed, sending, sent).
     subscriber = models.ForeignKey(
-        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="digests"
+        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="digests", db_index=False
     )
     period = models.CharField(
         max_length=16,
@@ -300,9 +307,13 @@ class DigestItem(models.Model):
     twice" is a unique constraint. A paper row stands for every arXiv version.
     """
 
-    digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="items")
+    # Neither has an index of its own: the two unique constraints below start with them,
+    # and a digest writes about eight of these rows.
+    digest = models.ForeignKey(
+        Digest, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     subscriber = models.ForeignKey(
-        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="ledger"
+        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="ledger", db_index=False
     )
     paper = models.ForeignKey(Paper, on_delete=models.PROTECT, related_name="digest_items")
     position = models.PositiveSmallIntegerField()
@@ -340,8 +351,12 @@ class Feedback(models.Model):
         UP = 1, "👍"
         DOWN = -1, "👎"
 
+    # Indexed by feedback_once_per_paper, which starts with it.
     subscriber = models.ForeignKey(
-        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="feedback"
+        "subscriptions.Subscriber",
+        on_delete=models.CASCADE,
+        related_name="feedback",
+        db_index=False,
     )
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="feedback")
     vote = models.SmallIntegerField(choices=Vote)

@@ -1,6 +1,7 @@
 """The product's hard promises, held by the database itself."""
 
 import pytest
+from django.apps import apps
 from django.db import IntegrityError, connection, transaction
 
 from digest.importers import import_source
@@ -178,3 +179,39 @@ def test_looking_an_address_up_uses_the_unique_index_not_a_table_scan():
     assert [query.count() for query in queries] == [1, 1]
     for plan in plans:
         assert "Seq Scan" not in plan, plan
+
+
+def test_no_index_is_a_prefix_of_another():
+    """Each index costs a write at every insert and at every update that moves the row:
+    a digest is written three times and brings about eight ledger rows. An index whose
+    columns start another index (a foreign key's, under a unique constraint) only costs."""
+    # Not the many-to-many tables Django creates itself: their indexes are its own.
+    tables = [
+        model._meta.db_table
+        for label in ("digest", "subscriptions")
+        for model in apps.get_app_config(label).get_models()
+    ]
+    redundant = []
+    with connection.cursor() as cursor:
+        for table in tables:
+            constraints = connection.introspection.get_constraints(cursor, table)
+            # Unique constraints are indexes too, reported apart on PostgreSQL.
+            indexes = {
+                name: tuple(info["columns"])
+                for name, info in constraints.items()
+                if (info["index"] or info["unique"])
+                and not info["primary_key"]
+                and all(info["columns"])
+            }
+            unique = {name for name, info in constraints.items() if info["unique"]}
+            for name, columns in indexes.items():
+                for other, longer in indexes.items():
+                    if (
+                        other != name
+                        and name not in unique
+                        and len(longer) > len(columns)
+                        and longer[: len(columns)] == columns
+                    ):
+                        redundant.append(f"{table}.{name} {columns} under {other} {longer}")
+
+    assert redundant == []
