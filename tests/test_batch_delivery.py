@@ -19,6 +19,15 @@ from tests.factories import DigestFactory, PaperFactory, SubscriberFactory, Topi
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True, params=["one-statement", "transaction"])
+def recording(request, monkeypatch):
+    """Each test on both ways of recording a digest going out: PostgreSQL's single
+    statement, and the transaction other databases use."""
+    if request.param == "transaction":
+        monkeypatch.setattr(delivery, "ONE_STATEMENT_VENDORS", set())
+    return request.param
+
 NOW = dt.datetime(2026, 11, 28, 8, tzinfo=dt.UTC)
 
 
@@ -137,16 +146,16 @@ def three_due(settings):
 def test_a_failure_after_a_sent_digest_still_records_that_one_sent(
     three_due, smtp_mailer, monkeypatch
 ):
-    record = delivery._record
+    rows = delivery._ledger_rows
     calls = []
 
     def second_fails(digest, picks):
         calls.append(digest.pk)
         if len(calls) == 2:
             raise RuntimeError("the database went away")
-        record(digest, picks)
+        return rows(digest, picks)
 
-    monkeypatch.setattr(delivery, "_record", second_fails)
+    monkeypatch.setattr(delivery, "_ledger_rows", second_fails)
 
     result = delivery.send_batch(three_due, now=NOW)
 

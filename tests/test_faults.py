@@ -265,8 +265,9 @@ def test_database_connections_killed_mid_batch_are_retried_and_nothing_is_sent_t
     assert terminated >= len(moments)
     assert_each_got_exactly_one(smtp_server, addresses)
     statuses = Counter(Digest.objects.values_list("status", flat=True))
-    # What was sent but not yet recorded "sent" when its connection died stays unknown.
-    assert statuses["sent"] >= len(addresses) - len(moments)
+    # What was sent but not yet recorded "sent" when its connection died stays unknown:
+    # at most one digest per worker process and kill.
+    assert statuses["sent"] >= len(addresses) - 2 * len(moments)
     # The batch a killed connection interrupted was retried (on a new connection).
     processes[1].wait_for(r"send_digests\[.*\] retry: Retry in", 1, regex=True)
 
