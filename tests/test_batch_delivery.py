@@ -28,6 +28,7 @@ def recording(request, monkeypatch):
         monkeypatch.setattr(delivery, "ONE_STATEMENT_VENDORS", set())
     return request.param
 
+
 NOW = dt.datetime(2026, 11, 28, 8, tzinfo=dt.UTC)
 
 
