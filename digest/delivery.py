@@ -260,9 +260,11 @@ def _settle(digest: Digest, picks: list[Pick], suppressed: bool) -> bool:
 LEDGER_COLUMNS = "digest_id, subscriber_id, paper_id, position, score, reason, topic_ids"
 
 
-def _ledger_rows(digest: Digest, picks: list[Pick]) -> list[tuple]:
-    return [
-        (
+def _ledger_values(digest: Digest, picks: list[Pick]) -> tuple[str, list]:
+    """The VALUES rows of a digest's ledger: their placeholders and parameters."""
+    params = []
+    for position, pick in enumerate(picks, 1):
+        params += [
             digest.pk,
             digest.subscriber_id,
             pick.paper.pk,
@@ -270,17 +272,14 @@ def _ledger_rows(digest: Digest, picks: list[Pick]) -> list[tuple]:
             pick.score,
             pick.reason,
             json.dumps([topic.pk for topic in pick.topics]),
-        )
-        for position, pick in enumerate(picks, 1)
-    ]
+        ]
+    return ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(picks)), params
 
 
 def _record(digest: Digest, picks: list[Pick]) -> None:
     """The ledger: these papers never go to this subscriber again."""
-    rows = _ledger_rows(digest, picks)
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-    sql = f"INSERT INTO {{item}} ({LEDGER_COLUMNS}) VALUES {placeholders}"  # noqa: S608
-    _execute(sql, [value for row in rows for value in row])
+    placeholders, params = _ledger_values(digest, picks)
+    _execute(f"INSERT INTO {{item}} ({LEDGER_COLUMNS}) VALUES {placeholders}", params)  # noqa: S608
 
 
 ONE_STATEMENT_VENDORS = {"postgresql"}  # data-modifying WITH; SQLite has none
@@ -290,14 +289,14 @@ ONE_STATEMENT_VENDORS = {"postgresql"}  # data-modifying WITH; SQLite has none
 # spent most of their time waiting on those round trips (py-spy, bench.digests).
 _BEGIN_AT_ONCE = """
 WITH finished AS (
-    UPDATE {{digest}} SET status = %s, last_error = '', message_id = %s, sent_at = %s
+    UPDATE {digest} SET status = %s, last_error = '', message_id = %s, sent_at = %s
     WHERE id = %s
 ), started AS (
-    UPDATE {{digest}} SET status = %s, attempts = attempts + 1
+    UPDATE {digest} SET status = %s, attempts = attempts + 1
     WHERE id = %s AND status = %s
     RETURNING id
 ), ledger AS (
-    INSERT INTO {{item}} ({columns})
+    INSERT INTO {item} ({columns})
     SELECT digest_id, subscriber_id, paper_id, position, score, reason, topic_ids::jsonb
     FROM (VALUES {rows}) AS v ({columns})
     WHERE EXISTS (SELECT 1 FROM started)
@@ -308,11 +307,14 @@ SELECT count(*) FROM started
 
 def _begin_at_once(digest: Digest, picks: list[Pick], finishing: tuple[Digest, str] | None):
     """_begin for a digest that goes out (it has picks, its subscriber is active and not
-    suppressed), in one statement, committed on return. True when this task has it."""
+    suppressed), in one statement. True when this task has it."""
     previous, message_id = finishing if finishing is not None else (None, "")
-    rows = _ledger_rows(digest, picks)
+    rows, ledger = _ledger_values(digest, picks)
     sql = _BEGIN_AT_ONCE.format(
-        columns=LEDGER_COLUMNS, rows=", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        digest=Digest._meta.db_table,
+        item=DigestItem._meta.db_table,
+        columns=LEDGER_COLUMNS,
+        rows=rows,
     )
     params = [
         Digest.Status.SENT,
@@ -322,12 +324,10 @@ def _begin_at_once(digest: Digest, picks: list[Pick], finishing: tuple[Digest, s
         Digest.Status.SENDING,
         digest.pk,
         Digest.Status.CLAIMED,
-        *(value for row in rows for value in row),
+        *ledger,
     ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql.format(digest=Digest._meta.db_table, item=DigestItem._meta.db_table), params
-        )
+        cursor.execute(sql, params)
         return cursor.fetchone()[0] == 1
 
 

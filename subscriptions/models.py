@@ -27,17 +27,21 @@ def normalise_email(address: str) -> str:
     return f"{local}@{domain.lower()}" if local else address.strip()
 
 
-class SubscriberQuerySet(models.QuerySet):
+class EmailQuerySet(models.QuerySet):
+    def with_email(self, address: str):
+        # LOWER(email), as the unique indexes hold it: iexact compares UPPER() and
+        # scans the whole table.
+        return self.alias(email_lower=Lower("email")).filter(
+            email_lower=normalise_email(address).lower()
+        )
+
+
+class SubscriberQuerySet(EmailQuerySet):
     def active(self):
         return self.filter(status=Subscriber.Status.ACTIVE)
 
     def due(self, now):
         return self.active().filter(next_due_at__lte=now)
-
-    def with_email(self, address: str):
-        return self.alias(email_lower=Lower("email")).filter(
-            email_lower=normalise_email(address).lower()
-        )
 
 
 class Subscriber(models.Model):
@@ -134,14 +138,9 @@ class Subscriber(models.Model):
         return zoneinfo.ZoneInfo(self.timezone)
 
 
-class SuppressionQuerySet(models.QuerySet):
+class SuppressionQuerySet(EmailQuerySet):
     def active(self):
         return self.filter(lifted_at__isnull=True)
-
-    def with_email(self, address: str):
-        return self.alias(email_lower=Lower("email")).filter(
-            email_lower=normalise_email(address).lower()
-        )
 
 
 class Suppression(models.Model):

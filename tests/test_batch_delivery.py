@@ -147,7 +147,7 @@ def three_due(settings):
 def test_a_failure_after_a_sent_digest_still_records_that_one_sent(
     three_due, smtp_mailer, monkeypatch
 ):
-    rows = delivery._ledger_rows
+    rows = delivery._ledger_values
     calls = []
 
     def second_fails(digest, picks):
@@ -156,7 +156,7 @@ def test_a_failure_after_a_sent_digest_still_records_that_one_sent(
             raise RuntimeError("the database went away")
         return rows(digest, picks)
 
-    monkeypatch.setattr(delivery, "_ledger_rows", second_fails)
+    monkeypatch.setattr(delivery, "_ledger_values", second_fails)
 
     result = delivery.send_batch(three_due, now=NOW)
 

@@ -152,6 +152,16 @@ def assert_refused(response, before, *, expired=False):
     assert state() == before
 
 
+def assert_token_refused(client, endpoint, token, what: str) -> None:
+    """``token`` on ``endpoint`` is refused and changes nothing; a failure says ``what``."""
+    before = state()
+    response = endpoint.request(client, token)
+    try:
+        assert_refused(response, before)
+    except AssertionError as error:
+        raise AssertionError(f"{what}: {error}") from error
+
+
 def assert_accepted(endpoint, response, before):
     """The control: the real token, the same request, the expected answer and effect."""
     assert response.status_code == endpoint.answer, (str(endpoint), response.status_code)
@@ -171,14 +181,8 @@ def test_a_token_for_another_purpose_is_refused(client, endpoint):
     tokens = tokens_of(subscriber)
 
     for purpose, token in tokens.items():
-        if purpose == endpoint.purpose:
-            continue
-        before = state()
-        response = endpoint.request(client, token)
-        try:
-            assert_refused(response, before)
-        except AssertionError as error:
-            raise AssertionError(f"a {purpose} token on {endpoint}: {error}") from error
+        if purpose != endpoint.purpose:
+            assert_token_refused(client, endpoint, token, f"a {purpose} token on {endpoint}")
 
     before = state()
     assert_accepted(endpoint, endpoint.request(client, tokens[endpoint.purpose]), before)
@@ -216,12 +220,7 @@ def test_forged_and_truncated_tokens_are_refused(client, endpoint, eve):
 
     for what, forged in forgeries(token, eves, SALTS[endpoint.purpose]).items():
         assert forged != token
-        before = state()
-        response = endpoint.request(client, forged)
-        try:
-            assert_refused(response, before)
-        except AssertionError as error:
-            raise AssertionError(f"{what} on {endpoint}: {error}") from error
+        assert_token_refused(client, endpoint, forged, f"{what} on {endpoint}")
 
     before = state()
     assert_accepted(endpoint, endpoint.request(client, token), before)
@@ -332,13 +331,10 @@ def test_every_link_of_a_deleted_subscriber_is_refused(client):
     assert client.post(reverse("subscriptions:delete", args=[tokens["manage"]])).status_code == 200
     assert not Subscriber.objects.exists()
 
-    before = state()
     for endpoint in ENDPOINTS:
-        response = endpoint.request(client, tokens[endpoint.purpose])
-        try:
-            assert_refused(response, before)
-        except AssertionError as error:
-            raise AssertionError(f"{endpoint} after deletion: {error}") from error
+        assert_token_refused(
+            client, endpoint, tokens[endpoint.purpose], f"{endpoint} after deletion"
+        )
     assert not Subscriber.objects.exists()
     assert not Feedback.objects.exists()
 
