@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
 
@@ -20,3 +20,12 @@ def drop_dead_database_connections(task=None, **kwargs):
         from django.db import close_old_connections
 
         close_old_connections()
+
+
+@worker_ready.connect
+def embed_what_the_model_has_not_seen(sender=None, **kwargs):
+    # After an upgrade or a change of PAPERBOY_EMBEDDING_MODEL, papers and topics carry
+    # vectors of another model: re-embed them in the background, in batches.
+    from digest.tasks import reembed
+
+    reembed.delay()

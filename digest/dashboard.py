@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from digest import embeddings, semantic
 from digest.models import Digest, ImportRun, SchedulingPass
 from subscriptions import deliverability
 from subscriptions.models import Subscriber, Suppression
@@ -71,6 +72,13 @@ def _per_day(queryset, field: str, since: dt.datetime) -> dict[dt.date, int]:
     return dict(rows)
 
 
+def _matching() -> dict:
+    """Whether matching by meaning works, and what still waits for a vector."""
+    model, problem = embeddings.status()
+    papers, topics = semantic.stale_counts() if not problem else (0, 0)
+    return {"model": model, "problem": problem, "stale_papers": papers, "stale_topics": topics}
+
+
 def figures(now: dt.datetime | None = None) -> dict:
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -126,6 +134,7 @@ def figures(now: dt.datetime | None = None) -> dict:
             }
         ),
         "last_imports": list(ImportRun.objects.all()[:3]),
+        "matching": _matching(),
         "last_pass": SchedulingPass.objects.first(),
         "charts": [
             _chart("Sign-ups per day", days, _per_day(Subscriber.objects, "created_at", since)),

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from digest.matching import score_papers
+from digest.matching import embed_and_rescore, score_papers
 from digest.models import ImportRun, Paper
 from digest.text import clean_line, normalise_key
 
@@ -531,6 +531,13 @@ def store(
                 summary.unchanged += 1
         # Inside the transaction: a failed scoring leaves no unscored papers behind.
         score_papers(changed)
+    # Embedding takes about 35 ms a paper, so it holds no transaction: until it is
+    # done the new papers match by their words alone (and a paper whose embedding
+    # failed is embedded by the next reembed pass).
+    try:
+        embed_and_rescore(changed)
+    except Exception:
+        log.exception("embedding %d imported papers", len(changed))
     return summary
 
 

@@ -64,10 +64,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import snowballstemmer
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from digest import embeddings, semantic
 from digest.models import Paper, PaperTopic, Topic
 from digest.text import clean_line
 
@@ -84,6 +86,9 @@ AVG_ABSTRACT_TOKENS = 180  # about the average of arXiv abstracts (the sample's 
 MIN_ABSTRACT_TOKENS = 100
 TERM_WEIGHT = 0.75  # a fixed IDF; see the module docstring
 WRITE_BATCH = 500
+# A paper that matches by meaning alone scores at most this: less than any title hit
+# (1.18), so that exact phrases still rank first within a topic.
+SEMANTIC_CAP = 1.15
 
 _TOKEN = re.compile(r"[^\W_]+[+#]*")  # "+" and "#" stay, as in digest.text: C++, C#
 _BRITISH = re.compile(r"isation(s?)$")
@@ -345,31 +350,90 @@ class _Index:
         return scores
 
 
-def preview(
-    topic_terms: list[str], papers: Iterable[Paper]
-) -> list[tuple[Paper, float, list[str]]]:
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A paper scored against a topic: what PaperTopic stores."""
+
+    score: float
+    terms: list[str]
+    lexical: float = 0.0
+    similarity: float = 0.0
+    closest: str = ""  # the phrase closest in meaning, when meaning counted
+
+
+def combine(lexical: float, evidence: float) -> float:
+    """One score from both kinds of evidence, on the lexical scale (the threshold
+    matches either way). Meaning adds to a lexical match; a paper matched by meaning
+    alone stays under SEMANTIC_CAP, below every title hit."""
+    mode = settings.PAPERBOY_MATCHING
+    if mode == "lexical":
+        return lexical
+    if mode == "semantic":
+        return round(evidence, 4)
+    total = lexical + evidence
+    if lexical < settings.PAPERBOY_MATCH_THRESHOLD:
+        total = min(total, SEMANTIC_CAP)
+    return round(total, 4)
+
+
+def _merge(
+    lexical: dict[int, tuple[float, list[str]]], meaning: dict[int, tuple[float, float, str]]
+) -> dict[int, Scored]:
+    merged = {}
+    for topic_id in lexical.keys() | meaning.keys():
+        lexical_score, terms = lexical.get(topic_id, (0.0, []))
+        evidence, similarity, closest = meaning.get(topic_id, (0.0, 0.0, ""))
+        total = combine(lexical_score, evidence)
+        if total > 0:
+            merged[topic_id] = Scored(total, terms, lexical_score, similarity, closest)
+    return merged
+
+
+def _measured(term_list: list[str]) -> semantic.TopicVectors | None:
+    """Vectors for terms not saved yet (a curator's preview), measured as a saved
+    topic's would be."""
+    encoder = embeddings.encoder()
+    if encoder is None or not term_list:
+        return None
+    row = semantic.measure(Topic(name=term_list[0], terms="\n".join(term_list)), encoder)
+    return semantic.TopicVectors([row], encoder.dimensions)
+
+
+def preview(topic_terms: list[str], papers: Iterable[Paper]) -> list[tuple[Paper, Scored]]:
     """What a topic with these terms would score, without writing anything.
 
-    Returns the papers scoring above zero, best first, with their matched terms: the
-    rows scoring would store, with the same numbers. Those at or above
-    ``settings.PAPERBOY_MATCH_THRESHOLD`` would match.
+    Returns the papers scoring above zero, best first: the rows scoring would store,
+    with the same numbers. Those at or above ``settings.PAPERBOY_MATCH_THRESHOLD``
+    would match.
     """
     term_list = [
         term for text in topic_terms for line in text.splitlines() if (term := clean_line(line))
     ]
     topic = _Topic.of(term_list)
+    papers = list(papers)
+    vectors = _measured(term_list)
+    stored = (
+        semantic.paper_vectors([paper.pk for paper in papers], embeddings.current_name())
+        if vectors is not None
+        else {}
+    )
     results = []
     for paper in papers:
+        lexical = {}
         total, terms = _score_document(_Document.of(paper.title, paper.abstract), topic)
         if total > 0:
-            results.append((paper, total, terms))
-    results.sort(key=lambda row: -row[1])
+            lexical[0] = (total, terms)
+        meaning = {}
+        if vectors is not None and paper.pk in stored:
+            found = list(vectors.scores(stored[paper.pk]).values())
+            meaning = {0: found[0]} if found else {}
+        if scored := _merge(lexical, meaning).get(0):
+            results.append((paper, scored))
+    results.sort(key=lambda row: -row[1].score)
     return results
 
 
-def _write(
-    scored: dict[tuple[int, int], tuple[float, list[str]]], existing: QuerySet[PaperTopic]
-) -> int:
+def _write(scored: dict[tuple[int, int], Scored], existing: QuerySet[PaperTopic]) -> int:
     """Upsert the scored rows and settle the existing ones, in one transaction.
 
     ``existing`` is every stored row the scoring covered. Curated rows stay whatever
@@ -377,8 +441,16 @@ def _write(
     upsert never names ``curation``, so a curator's decision is never overwritten.
     """
     rows = [
-        PaperTopic(paper_id=paper_id, topic_id=topic_id, score=total, matched_terms=terms)
-        for (paper_id, topic_id), (total, terms) in scored.items()
+        PaperTopic(
+            paper_id=paper_id,
+            topic_id=topic_id,
+            score=row.score,
+            matched_terms=row.terms,
+            lexical=row.lexical,
+            similarity=row.similarity,
+            closest=row.closest[:200],
+        )
+        for (paper_id, topic_id), row in scored.items()
     ]
     stale = []
     for pk, paper_id, topic_id, curation in existing.values_list(
@@ -387,7 +459,7 @@ def _write(
         if (paper_id, topic_id) in scored:
             continue
         if curation:
-            rows.append(PaperTopic(paper_id=paper_id, topic_id=topic_id, score=0.0))
+            rows.append(PaperTopic(paper_id=paper_id, topic_id=topic_id))
         else:
             stale.append(pk)
     with transaction.atomic():
@@ -401,7 +473,14 @@ def _write(
             batch_size=WRITE_BATCH,
             update_conflicts=True,
             unique_fields=["paper", "topic"],
-            update_fields=["score", "matched_terms", "scored_at"],
+            update_fields=[
+                "score",
+                "matched_terms",
+                "lexical",
+                "similarity",
+                "closest",
+                "scored_at",
+            ],
         )
     return len(rows)
 
@@ -411,7 +490,8 @@ def score_papers(papers: Iterable[Paper]) -> int:
 
     Each paper is tokenised once, and topics are indexed by the first one or two keys
     of each term, so a paper is only checked against the terms that could occur in
-    it. Rows scoring 0 are not stored, and stored ones that now score 0 are deleted
+    it; its vector, where it has one, meets every topic's phrases in one product.
+    Rows scoring 0 are not stored, and stored ones that now score 0 are deleted
     unless a curator pinned or excluded them. Returns the number of rows written
     (created or updated).
     """
@@ -423,33 +503,79 @@ def score_papers(papers: Iterable[Paper]) -> int:
         (topic.pk, _Topic.of(topic.term_list))
         for topic in Topic.objects.only("pk", "terms").order_by("pk")
     )
+    _, vectors, topic_vectors = _semantic_inputs([paper.pk for paper in papers])
     written = 0
     with transaction.atomic():
         for start in range(0, len(papers), WRITE_BATCH):
             batch = papers[start : start + WRITE_BATCH]
-            scored = {
-                (paper.pk, topic_id): result
-                for paper in batch
-                for topic_id, result in index.scores(
-                    _Document.of(paper.title, paper.abstract)
-                ).items()
-            }
+            scored = {}
+            for paper in batch:
+                lexical = index.scores(_Document.of(paper.title, paper.abstract))
+                meaning = (
+                    topic_vectors.scores(vectors[paper.pk])
+                    if topic_vectors is not None and paper.pk in vectors
+                    else {}
+                )
+                for topic_id, row in _merge(lexical, meaning).items():
+                    scored[(paper.pk, topic_id)] = row
             existing = PaperTopic.objects.filter(paper_id__in=[paper.pk for paper in batch])
             written += _write(scored, existing)
     return written
 
 
+def _semantic_inputs(paper_ids: list[int], topic_ids: list[int] | None = None):
+    """The current model's name, the papers' vectors and the topics' (None when
+    semantic matching is off or the model is unavailable)."""
+    if settings.PAPERBOY_MATCHING == "lexical":
+        return None, {}, None
+    encoder = embeddings.encoder()
+    if encoder is None:
+        return None, {}, None
+    vectors = semantic.paper_vectors(paper_ids, encoder.name)
+    topics = semantic.TopicVectors.load(encoder.name, encoder.dimensions, topic_ids)
+    return encoder.name, vectors, topics
+
+
 def rescore_topic(topic: Topic, since: dt.datetime | None = None) -> int:
-    """Score papers ingested since ``since`` (default: RESCORE_WINDOW ago) against one
-    topic and store the results. Returns the number of rows written."""
+    """Embed a topic, score papers ingested since ``since`` (default: RESCORE_WINDOW
+    ago) against it and store the results. Returns the number of rows written."""
     if since is None:
         since = timezone.now() - RESCORE_WINDOW
+    if settings.PAPERBOY_MATCHING != "lexical":
+        semantic.embed_topic(topic)
     compiled = _Topic.of(topic.term_list)
-    papers = Paper.objects.filter(ingested_at__gte=since).only("pk", "title", "abstract")
+    papers = list(
+        Paper.objects.filter(ingested_at__gte=since)
+        .order_by("pk")
+        .only("pk", "title", "abstract")
+        .iterator(chunk_size=WRITE_BATCH)
+    )
+    _, vectors, topic_vectors = _semantic_inputs([paper.pk for paper in papers], [topic.pk])
     scored = {}
-    for paper in papers.order_by("pk").iterator(chunk_size=WRITE_BATCH):
+    for paper in papers:
+        lexical = {}
         total, terms = _score_document(_Document.of(paper.title, paper.abstract), compiled)
         if total > 0:
-            scored[(paper.pk, topic.pk)] = (total, terms)
+            lexical[topic.pk] = (total, terms)
+        meaning = (
+            topic_vectors.scores(vectors[paper.pk])
+            if topic_vectors is not None and paper.pk in vectors
+            else {}
+        )
+        if row := _merge(lexical, meaning).get(topic.pk):
+            scored[(paper.pk, topic.pk)] = row
     existing = PaperTopic.objects.filter(topic=topic, paper__ingested_at__gte=since)
     return _write(scored, existing)
+
+
+def embed_and_rescore(papers: Iterable[Paper]) -> int:
+    """Embed papers that have no current vector, then score them again with it;
+    returns how many were embedded. Called after an import has committed, so that
+    the minutes a large import may take hold no transaction."""
+    if settings.PAPERBOY_MATCHING == "lexical":
+        return 0
+    papers = list(papers)
+    embedded = semantic.embed_papers(papers)
+    if embedded:
+        score_papers(papers)
+    return embedded

@@ -208,8 +208,15 @@ class PaperTopic(models.Model):
     topic = models.ForeignKey(
         Topic, on_delete=models.CASCADE, related_name="paper_scores", db_index=False
     )
-    score = models.FloatField(default=0)
+    score = models.FloatField(default=0, help_text="Lexical and semantic evidence combined.")
     matched_terms = models.JSONField(default=list, blank=True)
+    lexical = models.FloatField(default=0, help_text="The score of the topic's terms as written.")
+    similarity = models.FloatField(
+        default=0, help_text="Cosine similarity to the closest of the topic's phrases."
+    )
+    closest = models.CharField(
+        max_length=200, blank=True, help_text="The topic's phrase closest in meaning."
+    )
     curation = models.CharField(
         max_length=16,
         choices=Curation,
@@ -423,3 +430,69 @@ class SchedulingPass(models.Model):
 
     def __str__(self):
         return f"pass at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class PaperEmbedding(models.Model):
+    """A paper's title and abstract as a unit vector (digest.embeddings)."""
+
+    paper = models.OneToOneField(
+        Paper, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
+    )
+    model = models.CharField(max_length=100, help_text="The model that made the vector.")
+    vector = models.BinaryField(help_text="float32, little-endian, unit length.")
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["model"], name="paperembedding_model_idx")]
+
+    def __str__(self):
+        return f"{self.paper_id} ({self.model})"
+
+
+class TopicEmbedding(models.Model):
+    """A topic's phrases as unit vectors, and how similar papers usually are to them.
+
+    ``center`` and ``spread`` describe the similarity of the papers stored when the
+    topic was embedded (their median, and the median absolute deviation scaled to a
+    standard deviation): a paper matches by meaning when it stands out from them, so
+    a short acronym, whose similarities are all low, is judged as fairly as a long
+    description, whose similarities are all high.
+    """
+
+    topic = models.OneToOneField(
+        Topic, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
+    )
+    model = models.CharField(max_length=100)
+    phrases = models.JSONField(default=list, help_text="What each vector embeds, in order.")
+    labels = models.JSONField(default=list, help_text="Each phrase as the reader wrote it.")
+    vectors = models.BinaryField()
+    center = models.FloatField()
+    spread = models.FloatField()
+    background = models.PositiveIntegerField(
+        default=0, help_text="How many papers center and spread were measured on."
+    )
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.topic} ({self.model})"
+
+
+class ReaderModel(models.Model):
+    """What one reader's 👍 and 👎 taught: a logistic regression on paper embeddings
+    (digest.readers), trained in a task after each vote and used to rerank."""
+
+    subscriber = models.OneToOneField(
+        "subscriptions.Subscriber",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="reader_model",
+    )
+    model = models.CharField(max_length=100, help_text="The embedding model it was trained on.")
+    weights = models.BinaryField()
+    bias = models.FloatField()
+    liked = models.JSONField(default=list, help_text="Papers the reader liked, newest first.")
+    votes = models.PositiveIntegerField(default=0)
+    trained_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"reader model of {self.subscriber_id} ({self.votes} votes)"

@@ -5,8 +5,8 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from digest import delivery, emails, importers, matching
-from digest.models import SchedulingPass, Topic
+from digest import delivery, emails, importers, matching, readers, semantic
+from digest.models import Paper, SchedulingPass, Topic
 
 # Scheduling passes are kept this long, for the dashboard.
 PASS_HISTORY = dt.timedelta(days=30)
@@ -25,6 +25,44 @@ def rescore_topic_later(topic_id: int) -> int:
     digest.signals.defer_rescoring); a topic deleted meanwhile needs nothing."""
     topic = Topic.objects.filter(pk=topic_id).first()
     return matching.rescore_topic(topic) if topic else 0
+
+
+@shared_task(name="digest.train_reader")
+def train_reader(subscriber_id: int) -> int:
+    """Train a reader's model after a vote; returns the votes it learned from."""
+    model = readers.train(subscriber_id)
+    return model.votes if model else 0
+
+
+@shared_task(name="digest.reembed")
+def reembed(batch: int = 200) -> dict[str, int]:
+    """Give every paper of the rescore window and every topic a vector from the
+    current model, a batch of papers at a time (each batch a task of its own, so a
+    change of model on a large installation never holds one task for long).
+
+    Queued when a worker starts and after each feed import; finds nothing to do once
+    everything is current.
+    """
+    name = semantic.embeddings.current_name()
+    if name is None or semantic.embeddings.encoder() is None:
+        return {"papers": 0, "topics": 0}
+    since = timezone.now() - matching.RESCORE_WINDOW
+    papers = list(
+        Paper.objects.filter(ingested_at__gte=since)
+        .exclude(embedding__model=name)
+        .order_by("-ingested_at", "-pk")
+        .only("pk", "title", "abstract")[:batch]
+    )
+    embedded = matching.embed_and_rescore(papers)
+    if len(papers) == batch:
+        reembed.delay(batch)
+        return {"papers": embedded, "topics": 0}
+    # Papers first: a topic is measured against the papers' vectors.
+    topics = 0
+    for topic in Topic.objects.exclude(embedding__model=name).order_by("pk").iterator():
+        matching.rescore_topic(topic)
+        topics += 1
+    return {"papers": embedded, "topics": topics}
 
 
 @shared_task(name="digest.schedule_digests")

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Min, TextField
+from django.db.models import Count, Min, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from digest import matching
-from digest.models import DigestItem, Feedback, Paper, PaperTopic, Topic
+from digest import embeddings, matching
+from digest.models import DigestItem, Feedback, Paper, PaperTopic, Topic, TopicEmbedding
 from digest.text import normalise_key
 
 REWRITE_BATCH = 1000
@@ -29,6 +29,7 @@ class PreviewRow:
     score: float
     terms: list[str]
     curation: str  # the curator's stored decision for this paper and topic, if any
+    closest: str = ""  # the phrase closest in meaning, when meaning counted
 
     @property
     def reaches_threshold(self) -> bool:
@@ -62,8 +63,14 @@ def preview_terms(terms: str, topic: Topic | None = None) -> list[PreviewRow]:
             .values_list("paper_id", "curation")
         )
     return [
-        PreviewRow(paper, total, matched, curation.get(paper.pk, PaperTopic.Curation.NONE))
-        for paper, total, matched in scored
+        PreviewRow(
+            paper,
+            row.score,
+            row.terms,
+            curation.get(paper.pk, PaperTopic.Curation.NONE),
+            row.closest,
+        )
+        for paper, row in scored
     ]
 
 
@@ -231,3 +238,89 @@ def _merged_terms(survivor: Topic, merging: list[Topic]) -> tuple[str, list[str]
                 seen.add(key)
                 added.append(term)
     return "\n".join([*survivor.term_list, *added]), added
+
+
+@dataclass(frozen=True)
+class InterestPreview:
+    """What one of a reader's topics matches today, for the pages and emails that
+    tell a reader what to expect."""
+
+    topic: Topic
+    count: int  # matching papers of the rescore window
+    examples: list[Paper]  # the best few
+    suggestions: list[Topic]  # curated topics close in meaning, when nothing matches
+
+    @property
+    def empty(self) -> bool:
+        return self.count == 0
+
+
+def interest_previews(topics: Iterable[Topic], examples: int = 3) -> list[InterestPreview]:
+    """For each topic, the papers of the rescore window it matches now; for one that
+    matches nothing yet, the curated topics nearest in meaning. A fixed number of
+    queries for any number of topics."""
+    topics = list(topics)
+    since = timezone.now() - matching.RESCORE_WINDOW
+    found: dict[int, list[int]] = defaultdict(list)
+    for topic_id, paper_id in (
+        PaperTopic.objects.matching()
+        .filter(topic__in=topics, paper__ingested_at__gte=since)
+        .order_by("-score", "-paper__upvotes", "paper_id")
+        .values_list("topic_id", "paper_id")
+    ):
+        found[topic_id].append(paper_id)
+    papers = Paper.objects.only("pk", "title", "arxiv_id", "abstract_url").in_bulk(
+        {paper_id for ids in found.values() for paper_id in ids[:examples]}
+    )
+    empty = [topic for topic in topics if not found.get(topic.pk)]
+    nearest = _nearest_curated(empty, exclude={topic.pk for topic in topics}) if empty else {}
+    return [
+        InterestPreview(
+            topic=topic,
+            count=len(found.get(topic.pk, ())),
+            examples=[papers[paper_id] for paper_id in found.get(topic.pk, ())[:examples]],
+            suggestions=nearest.get(topic.pk, []),
+        )
+        for topic in topics
+    ]
+
+
+def _nearest_curated(topics: list[Topic], exclude: set[int], count: int = 3) -> dict:
+    """Curated topics closest in meaning to each topic (by their phrases' vectors);
+    the busiest curated topics when the model is off or a topic has no vector yet."""
+    curated = list(Topic.objects.curated().exclude(pk__in=exclude).order_by("name"))
+    matched = dict(
+        PaperTopic.objects.matching()
+        .filter(topic__in=curated)
+        .values("topic")
+        .annotate(papers=Count("pk"))
+        .values_list("topic", "papers")
+    )
+    busiest = sorted(curated, key=lambda topic: -matched.get(topic.pk, 0))[:count]
+    name = embeddings.current_name()
+    rows = {}
+    if name:
+        rows = {
+            row.topic_id: row
+            for row in TopicEmbedding.objects.filter(
+                model=name, topic_id__in=[t.pk for t in [*topics, *curated]]
+            )
+        }
+    nearest = {}
+    for topic in topics:
+        row = rows.get(topic.pk)
+        candidates = [t for t in curated if t.pk in rows]
+        if row is None or not candidates:
+            nearest[topic.pk] = busiest
+            continue
+        mine = embeddings.from_bytes(row.vectors, _dimensions(row))
+        closeness = []
+        for other in candidates:
+            theirs = embeddings.from_bytes(rows[other.pk].vectors, _dimensions(row))
+            closeness.append((-float((mine @ theirs.T).max()), other.name, other))
+        nearest[topic.pk] = [other for _, _, other in sorted(closeness)[:count]]
+    return nearest
+
+
+def _dimensions(row: TopicEmbedding) -> int:
+    return len(bytes(row.vectors)) // embeddings.DTYPE.itemsize // max(len(row.phrases), 1)
