@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from django.db.models import Max
 
 from digest.models import Digest, DigestItem, Feedback, Paper, PaperTopic, Topic
+from digest.readers import ReaderModels
 
 # How much each signal weighs against a topic's relevance score.
 UPVOTE_WEIGHT = 0.5  # per natural-log unit of upvotes: 0 -> 0, 20 -> 1.5, 400 -> 3
@@ -29,12 +30,36 @@ class Pick:
     topics: list[Topic] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
     score: float = 0.0
+    # Per topic, in the order of ``topics``: its terms found as written, and its
+    # phrase closest in meaning when meaning counted.
+    evidence: list[tuple[list[str], str]] = field(default_factory=list)
+    liked_id: int | None = None  # a paper the reader liked that this one resembles
+    liked: str = ""  # its title
 
     @property
     def reason(self) -> str:
-        """Why it matched, for the reader: "Continual learning; 'replay buffer'"."""
-        parts = [topic.name for topic in self.topics]
-        parts += [f"'{term}'" for term in self.terms[:3]]
+        """Why it was picked, honest about how: "Continual learning: matched 'replay
+        buffer'", "close in meaning to 'robots learning from demonstrations'",
+        "like 'Data Quality in Imitation Learning', which you liked"."""
+        parts = []
+        for index, topic in enumerate(self.topics[:3]):
+            terms, closest = self.evidence[index] if index < len(self.evidence) else ([], "")
+            if terms:
+                how = "matched " + ", ".join(f"'{term}'" for term in terms[:3])
+            elif closest:
+                how = f"close in meaning to '{closest}'"
+            else:
+                how = ""  # pinned by a curator
+            # A reader's own interest is its phrase: naming it again says nothing.
+            phrase = topic.kind == Topic.Kind.INTEREST and (
+                terms == [topic.name] or (not terms and closest == topic.name)
+            )
+            if phrase:
+                parts.append(how)
+            else:
+                parts.append(f"{topic.name}: {how}" if how else topic.name)
+        if self.liked:
+            parts.append(f"like '{self.liked}', which you liked")
         return "; ".join(parts)[:500]
 
 
@@ -65,13 +90,15 @@ def compose_many(
         follows[subscriber_id].append(topic_id)
     if not follows:
         return picks
-    topics = Topic.objects.only("pk", "name").in_bulk({t for ids in follows.values() for t in ids})
+    topics = Topic.objects.only("pk", "name", "kind").in_bulk(
+        {t for ids in follows.values() for t in ids}
+    )
     since = _window_starts([subscribers[pk] for pk in follows], until, exclude)
 
     # Every stored match of any of these topics in the widest window, grouped by topic.
-    by_topic: dict[int, list[tuple[int, float, list[str]]]] = defaultdict(list)
+    by_topic: dict[int, list[tuple[int, float, list[str], str]]] = defaultdict(list)
     ingested: dict[int, dt.datetime] = {}
-    for paper_id, topic_id, score, terms, ingested_at in (
+    for paper_id, topic_id, score, terms, closest, ingested_at in (
         PaperTopic.objects.matching()
         .filter(
             topic_id__in=topics,
@@ -79,10 +106,14 @@ def compose_many(
             paper__ingested_at__lte=until,
         )
         .order_by("-score", "paper_id")
-        .values_list("paper_id", "topic_id", "score", "matched_terms", "paper__ingested_at")
+        .values_list(
+            "paper_id", "topic_id", "score", "matched_terms", "closest", "paper__ingested_at"
+        )
     ):
-        by_topic[topic_id].append((paper_id, score, terms))
+        by_topic[topic_id].append((paper_id, score, terms, closest))
         ingested[paper_id] = ingested_at
+    readers = ReaderModels.load(list(follows), min(since.values()), until)
+    ingested.update(readers.ingested)
     if not ingested:
         return picks
     sent: dict[int, set[int]] = defaultdict(set)
@@ -101,11 +132,11 @@ def compose_many(
     needed: set[int] = set()
     for subscriber_id, topic_ids in follows.items():
         start, already = since[subscriber_id], sent[subscriber_id]
-        matches: dict[int, list[tuple[float, Topic, list[str]]]] = defaultdict(list)
+        matches: dict[int, list[tuple[float, Topic, list[str], str]]] = defaultdict(list)
         for topic_id in topic_ids:
-            for paper_id, score, terms in by_topic.get(topic_id, ()):
+            for paper_id, score, terms, closest in by_topic.get(topic_id, ()):
                 if ingested[paper_id] > start and paper_id not in already:
-                    matches[paper_id].append((score, topics[topic_id], terms))
+                    matches[paper_id].append((score, topics[topic_id], terms, closest))
         candidates = []
         for paper_id, found in matches.items():
             # The strongest match first: it sets the relevance and leads the reason.
@@ -113,13 +144,21 @@ def compose_many(
             pick = Pick(
                 paper=paper_id,
                 relevance=found[0][0] + EXTRA_TOPIC_BONUS * (len(found) - 1),
-                topics=[topic for _, topic, _ in found],
+                topics=[topic for _, topic, _, _ in found],
+                evidence=[(terms, closest) for _, _, terms, closest in found],
             )
-            for _, _, terms in found:
+            for _, _, terms, _ in found:
                 pick.terms += [term for term in terms if term not in pick.terms]
             candidates.append(pick)
+        eligible = {
+            paper_id
+            for paper_id in readers.ingested
+            if readers.ingested[paper_id] > start and paper_id not in already
+        }
+        candidates += readers.rerank(subscriber_id, candidates, eligible)
         ranked[subscriber_id] = candidates
-        needed.update(matches)
+        needed.update(pick.paper for pick in candidates)
+        needed.update(pick.liked_id for pick in candidates if pick.liked_id)
     papers = Paper.objects.in_bulk(needed)
     for subscriber_id, candidates in ranked.items():
         votes_by_topic = affinity.get(subscriber_id, {})
@@ -132,7 +171,10 @@ def compose_many(
                 + UPVOTE_WEIGHT * math.log1p(pick.paper.upvotes)
                 + (FEATURED_BOOST if pick.paper.featured else 0.0)
                 + FEEDBACK_WEIGHT * votes
+                + readers.boost(subscriber_id, pick.paper.pk)
             )
+            if pick.liked_id in papers:
+                pick.liked = papers[pick.liked_id].title
         candidates.sort(key=lambda p: (-p.score, -p.paper.upvotes, p.paper.pk))
         picks[subscriber_id] = candidates[: subscribers[subscriber_id].max_papers]
     return picks
@@ -162,11 +204,15 @@ def _window_starts(subscribers: list, until: dt.datetime, exclude: Iterable[int]
 
 
 def record_feedback(subscriber, paper, vote: int) -> Feedback:
-    """Idempotent: the latest vote on a paper counts, once."""
+    """Idempotent: the latest vote on a paper counts, once. The reader's model is
+    trained again after commit, by a task."""
+    from digest.tasks import train_reader
+
     item = DigestItem.objects.filter(subscriber=subscriber, paper=paper).first()
     feedback, _ = Feedback.objects.update_or_create(
         subscriber=subscriber,
         paper=paper,
         defaults={"vote": vote, "topic_ids": item.topic_ids if item else []},
     )
+    train_reader.delay_on_commit(subscriber.pk)
     return feedback
