@@ -63,6 +63,22 @@ def send_manage_link(subscriber) -> None:
     build("manage", subscriber.email, context).send()
 
 
+def send_welcome(subscriber) -> None:
+    """After confirmation: when the first digest comes, and what the reader's topics
+    match today, so that nobody waits in silence for a digest that cannot come."""
+    from digest.matching import RESCORE_WINDOW
+    from digest.topics import interest_previews
+
+    previews = interest_previews(subscriber.topics.order_by("name"))
+    context = _subscriber_context(subscriber) | {
+        "unsubscribe_url": links.unsubscribe_url(subscriber),
+        "previews": previews,
+        "all_empty": bool(previews) and all(preview.empty for preview in previews),
+        "window_days": RESCORE_WINDOW.days,
+    }
+    build("welcome", subscriber.email, context).send()
+
+
 @cache
 def _inliner() -> css_inline.CSSInliner:
     # Keep the <style> block too: clients that support media queries (dark mode,

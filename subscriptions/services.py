@@ -93,8 +93,9 @@ def _move(subscriber: Subscriber, from_statuses, **changes) -> bool:
 
 
 def confirm(subscriber: Subscriber, ip: str, user_agent: str) -> None:
+    """Confirm a pending subscription; the first confirmation sends the welcome email."""
     now = timezone.now()
-    _move(
+    moved = _move(
         subscriber,
         [Subscriber.Status.PENDING],
         status=Subscriber.Status.ACTIVE,
@@ -104,6 +105,8 @@ def confirm(subscriber: Subscriber, ip: str, user_agent: str) -> None:
         consent_user_agent=user_agent[:500],
         next_due_at=next_due(subscriber, now),
     )
+    if moved:
+        tasks.send_welcome.delay_on_commit(subscriber.pk)
 
 
 def pause(subscriber: Subscriber) -> None:

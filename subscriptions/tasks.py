@@ -28,6 +28,11 @@ def send_manage_link(self, subscriber_id: int) -> None:
     _send(self, emails.send_manage_link, subscriber_id, statuses)
 
 
+@shared_task(bind=True, name="subscriptions.send_welcome", max_retries=5)
+def send_welcome(self, subscriber_id: int) -> None:
+    _send(self, emails.send_welcome, subscriber_id, [Subscriber.Status.ACTIVE])
+
+
 @shared_task(name="subscriptions.process_delivery_event")
 def process_delivery_event(event_id: int) -> None:
     event = DeliveryEvent.objects.filter(pk=event_id).first()

@@ -8,7 +8,9 @@ from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from digest.matching import RESCORE_WINDOW
 from digest.models import Topic
+from digest.topics import interest_previews
 from subscriptions import ratelimit, services
 from subscriptions.forms import PreferencesForm, SignupForm
 from subscriptions.links import manage_url
@@ -80,13 +82,20 @@ def confirm(request, subscriber, token):
     return render(request, "subscriptions/confirm.html", {"subscriber": subscriber})
 
 
+def _previews(subscriber) -> dict:
+    """What the reader's topics match today (see digest.topics.interest_previews)."""
+    previews = interest_previews(subscriber.topics.order_by("name"))
+    return {
+        "previews": previews,
+        "all_empty": bool(previews) and all(preview.empty for preview in previews),
+        "window_days": RESCORE_WINDOW.days,
+    }
+
+
 @with_subscriber(Purpose.CONFIRM)
 def confirmed(request, subscriber, token):
-    return render(
-        request,
-        "subscriptions/confirmed.html",
-        {"subscriber": subscriber, "manage_url": manage_url(subscriber)},
-    )
+    context = {"subscriber": subscriber, "manage_url": manage_url(subscriber)}
+    return render(request, "subscriptions/confirmed.html", context | _previews(subscriber))
 
 
 def _initial(subscriber) -> dict:
@@ -118,6 +127,7 @@ def manage(request, subscriber, token):
         "unsubscribe_url": reverse(
             "subscriptions:unsubscribe", args=[make_token(subscriber, Purpose.UNSUBSCRIBE)]
         ),
+        **_previews(subscriber),
     }
     return render(request, "subscriptions/manage.html", context, status=status)
 
