@@ -50,6 +50,14 @@ def eager_celery(request):
 
 
 @pytest.fixture(autouse=True)
+def lexical_unless_semantic(request, settings):
+    """Tests of other things match by words alone, as they were written for, and skip
+    the 35 ms per paper of embedding; tests marked ``semantic`` use the real model."""
+    if not request.node.get_closest_marker("semantic"):
+        settings.PAPERBOY_MATCHING = "lexical"
+
+
+@pytest.fixture(autouse=True)
 def generous_rate_limits(settings):
     """Counts live in a cache shared by the whole run (Redis in CI): tests that check
     the limits lower them and use addresses and IPs of their own."""
