@@ -197,8 +197,9 @@ def build_population(subscribers: int, seed: int = 7) -> dict:
     from django.utils import timezone
 
     from bench import population
+    from digest import semantic
     from digest.matching import score_papers
-    from digest.models import Paper
+    from digest.models import Paper, Topic
 
     call_command("migrate", verbosity=0)
     rng = random.Random(seed)
@@ -208,12 +209,27 @@ def build_population(subscribers: int, seed: int = 7) -> dict:
     topics = population.curated_topics(papers)
     population.interest_topics(INTEREST_TOPICS, texts, rng)
     papers = Paper.objects.bulk_create(papers)
+    # As an import does: embedded first, then scored (words and meaning). The interest
+    # topics are embedded here too, as sign-ups would have, so that the worker finds
+    # nothing to re-embed while it sends.
+    started = time.perf_counter()
+    semantic.embed_papers(papers)
+    embedding = time.perf_counter() - started
+    started = time.perf_counter()
+    for topic in Topic.objects.order_by("pk").iterator():
+        semantic.embed_topic(topic)
+    topic_embedding = time.perf_counter() - started
     started = time.perf_counter()
     score_papers(papers)
     scoring = time.perf_counter() - started
     started = time.perf_counter()
     population.subscribers(subscribers, topics, rng, due=now - dt.timedelta(minutes=1))
-    return {"scoring": scoring, "population": time.perf_counter() - started}
+    return {
+        "embedding": embedding,
+        "topic_embedding": topic_embedding,
+        "scoring": scoring,
+        "population": time.perf_counter() - started,
+    }
 
 
 def measure_ceiling(port: int) -> tuple[float, int]:
@@ -441,6 +457,9 @@ def report(runs: dict[int, dict], peer: float | None) -> str:
                 for name, seconds in figures["cpu"].items()
             ),
             *(f"| peak RSS, worker {name} | {mb:.0f} MB |" for name, mb in figures["rss"].items()),
+            f"| embedding {PAPERS} papers (one process, one thread) "
+            f"| {figures['embedding']:.1f} s |",
+            f"| embedding {50 + INTEREST_TOPICS:,} topics | {figures['topic_embedding']:.1f} s |",
             f"| scoring {PAPERS} papers x {50 + INTEREST_TOPICS:,} topics "
             f"| {figures['scoring']:.1f} s |",
             f"| outcome | {figures['outcome']} |",

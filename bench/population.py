@@ -91,7 +91,7 @@ def curated_topics(papers: list[Paper], minimum: int = 5) -> list[Topic]:
 
     def matches(terms: list[str]) -> int:
         scored = preview(terms, papers)
-        return sum(1 for _, score, _ in scored if score >= settings.PAPERBOY_MATCH_THRESHOLD)
+        return sum(1 for _, row in scored if row.score >= settings.PAPERBOY_MATCH_THRESHOLD)
 
     starters = list(Topic.objects.curated())
     kept = [topic for topic in starters if matches(topic.term_list) >= minimum]
