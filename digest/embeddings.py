@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -221,3 +222,15 @@ def from_bytes(data: bytes | memoryview, dimensions: int | None = None) -> np.nd
 
 def paper_text(title: str, abstract: str) -> str:
     return f"{title}. {abstract}" if abstract else title
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+MAX_CHUNKS = 16
+MIN_CHUNK = 20  # characters: "Code is available." says nothing about the topic
+
+
+def paper_chunks(title: str, abstract: str) -> list[str]:
+    """The title and each sentence of the abstract: what a short interest is compared
+    with besides the whole text, since it often names what a single sentence says."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(abstract or "")]
+    return [title, *[s for s in sentences if len(s) >= MIN_CHUNK]][:MAX_CHUNKS]

@@ -413,7 +413,7 @@ def preview(topic_terms: list[str], papers: Iterable[Paper]) -> list[tuple[Paper
     papers = list(papers)
     vectors = _measured(term_list)
     stored = (
-        semantic.paper_vectors([paper.pk for paper in papers], embeddings.current_name())
+        semantic.paper_scoring_vectors([paper.pk for paper in papers], embeddings.current_name())
         if vectors is not None
         else {}
     )
@@ -531,7 +531,7 @@ def _semantic_inputs(paper_ids: list[int], topic_ids: list[int] | None = None):
     encoder = embeddings.encoder()
     if encoder is None:
         return None, {}, None
-    vectors = semantic.paper_vectors(paper_ids, encoder.name)
+    vectors = semantic.paper_scoring_vectors(paper_ids, encoder.name)
     topics = semantic.TopicVectors.load(encoder.name, encoder.dimensions, topic_ids)
     return encoder.name, vectors, topics
 

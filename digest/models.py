@@ -440,6 +440,9 @@ class PaperEmbedding(models.Model):
     )
     model = models.CharField(max_length=100, help_text="The model that made the vector.")
     vector = models.BinaryField(help_text="float32, little-endian, unit length.")
+    chunks = models.BinaryField(
+        default=b"", help_text="The title's and each sentence's vector, one after another."
+    )
     created_at = models.DateTimeField(auto_now=True)
 
     class Meta:

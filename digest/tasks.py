@@ -44,7 +44,8 @@ def reembed(batch: int = 200) -> dict[str, int]:
     everything is current.
     """
     name = semantic.embeddings.current_name()
-    if name is None or semantic.embeddings.encoder() is None:
+    lexical = settings.PAPERBOY_MATCHING == "lexical"
+    if lexical or name is None or semantic.embeddings.encoder() is None:
         return {"papers": 0, "topics": 0}
     since = timezone.now() - matching.RESCORE_WINDOW
     papers = list(

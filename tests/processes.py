@@ -231,12 +231,15 @@ def celery_env(
     ``smtp_server.url``), a broker (``redis_url``; without it the test process's
     REDIS_URL, if any, else the filesystem broker) and a queue of the test's own
     (``queue``, by default a new one), so that no other worker on this machine takes the
-    tasks. ``extra`` adds or overrides variables."""
+    tasks. Matching is by words alone, as in the test process. ``extra`` adds or
+    overrides variables."""
     env = {
         "DATABASE_URL": database if isinstance(database, str) else database_url(database),
         "EMAIL_URL": email_url,
         "SITE_URL": "https://papers.example",
         "PAPERBOY_QUEUE": queue or f"test{uuid.uuid4().hex}",
+        # As in the test process (tests/conftest.py): these tests are about delivery.
+        "PAPERBOY_MATCHING": "lexical",
     }
     if redis_url is not None:
         env["REDIS_URL"] = redis_url

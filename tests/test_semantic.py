@@ -83,12 +83,27 @@ def test_topic_vectors_score_each_topic_by_its_closest_phrase():
             spread=0.05,
         ),
     ]
-    scored = semantic.TopicVectors(rows, DIMENSIONS).scores(unit(0.2, 1))
+    paper = semantic.PaperVectors(unit(0.2, 1), np.vstack([unit(0, 0, 0, 1), unit(0.2, 1)]))
+    scored = semantic.TopicVectors(rows, DIMENSIONS).scores(paper)
     assert set(scored) == {1}
     evidence, similarity, closest = scored[1]
     assert closest == "learning from demonstrations"
     assert similarity == pytest.approx(float(unit(0.2, 1) @ unit(0, 1)), abs=1e-4)
     assert evidence > 1
+
+
+def test_a_phrase_is_compared_with_the_whole_text_and_the_closest_sentence():
+    phrase = unit(1, 0)[None, :]
+    # The whole text is about something else; one sentence says exactly the phrase.
+    paper = semantic.PaperVectors(unit(0, 1), np.vstack([unit(0, 1), unit(1, 0)]))
+    assert semantic.similarities(phrase, paper)[0] == pytest.approx(0.5)
+    assert embeddings.paper_chunks(
+        "A title", "First sentence is long enough. Short. Third sentence is long enough too."
+    ) == [
+        "A title",
+        "First sentence is long enough.",
+        "Third sentence is long enough too.",
+    ]
 
 
 def test_acronyms_are_spelled_out_as_the_abstracts_define_them():

@@ -120,6 +120,13 @@ class Migration(migrations.Migration):
                     models.CharField(help_text="The model that made the vector.", max_length=100),
                 ),
                 ("vector", models.BinaryField(help_text="float32, little-endian, unit length.")),
+                (
+                    "chunks",
+                    models.BinaryField(
+                        default=b"",
+                        help_text="The title's and each sentence's vector, one after another.",
+                    ),
+                ),
                 ("created_at", models.DateTimeField(auto_now=True)),
             ],
             options={
