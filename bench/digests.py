@@ -216,8 +216,9 @@ def build_population(subscribers: int, seed: int = 7) -> dict:
     semantic.embed_papers(papers)
     embedding = time.perf_counter() - started
     started = time.perf_counter()
+    background = semantic.Background.load(semantic.embeddings.current_name())
     for topic in Topic.objects.order_by("pk").iterator():
-        semantic.embed_topic(topic)
+        semantic.embed_topic(topic, background)
     topic_embedding = time.perf_counter() - started
     started = time.perf_counter()
     score_papers(papers)

@@ -536,13 +536,16 @@ def _semantic_inputs(paper_ids: list[int], topic_ids: list[int] | None = None):
     return encoder.name, vectors, topics
 
 
-def rescore_topic(topic: Topic, since: dt.datetime | None = None) -> int:
+def rescore_topic(
+    topic: Topic, since: dt.datetime | None = None, background: semantic.Background | None = None
+) -> int:
     """Embed a topic, score papers ingested since ``since`` (default: RESCORE_WINDOW
-    ago) against it and store the results. Returns the number of rows written."""
+    ago) against it and store the results. Returns the number of rows written.
+    ``background``: the stored papers' vectors, when many topics are embedded at once."""
     if since is None:
         since = timezone.now() - RESCORE_WINDOW
     if settings.PAPERBOY_MATCHING != "lexical":
-        semantic.embed_topic(topic)
+        semantic.embed_topic(topic, background)
     compiled = _Topic.of(topic.term_list)
     papers = list(
         Paper.objects.filter(ingested_at__gte=since)

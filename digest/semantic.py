@@ -212,14 +212,32 @@ def _spells(letters: list[str], initials: list[tuple[str, ...]]) -> bool:
     return walk(0, 0)
 
 
-def _background(model: str) -> list[PaperVectors]:
-    """The vectors of the most recent stored papers, to measure a topic against."""
-    rows = (
-        PaperEmbedding.objects.filter(model=model, paper__hidden=False)
-        .order_by("-paper__ingested_at", "-paper_id")
-        .values_list("vector", "chunks")[:BACKGROUND_PAPERS]
-    )
-    return [PaperVectors.of(vector, chunks) for vector, chunks in rows]
+class Background:
+    """The most recent stored papers' vectors, which a topic is measured against: read
+    once for many topics (a change of model re-embeds every topic)."""
+
+    def __init__(self, papers: list[PaperVectors]):
+        self.count = len(papers)
+        if papers:
+            self.whole = np.vstack([paper.whole for paper in papers])
+            self.parts = np.vstack([paper.parts for paper in papers])
+            self.starts = np.cumsum([0] + [len(paper.parts) for paper in papers[:-1]])
+
+    @classmethod
+    def load(cls, model: str) -> Background:
+        rows = (
+            PaperEmbedding.objects.filter(model=model, paper__hidden=False)
+            .order_by("-paper__ingested_at", "-paper_id")
+            .values_list("vector", "chunks")[:BACKGROUND_PAPERS]
+        )
+        return cls([PaperVectors.of(vector, chunks) for vector, chunks in rows])
+
+    def similarities(self, phrases: np.ndarray) -> np.ndarray:
+        """Each paper's similarity to the closest phrase, as ``similarities()`` gives."""
+        if not self.count:
+            return np.zeros(0)
+        parts = np.maximum.reduceat(self.parts @ phrases.T, self.starts, axis=0)
+        return ((self.whole @ phrases.T + parts) / 2).max(axis=1)
 
 
 def distribution(similarities: np.ndarray) -> tuple[float, float]:
@@ -236,13 +254,13 @@ def distribution(similarities: np.ndarray) -> tuple[float, float]:
     return center, max(spread, MIN_SPREAD)
 
 
-def embed_topic(topic: Topic) -> TopicEmbedding | None:
+def embed_topic(topic: Topic, background: Background | None = None) -> TopicEmbedding | None:
     """Embed a topic's phrases and measure it against the stored papers; None when
     the model is off or cannot be loaded."""
     encoder = embeddings.encoder()
     if encoder is None:
         return None
-    row = measure(topic, encoder)
+    row = measure(topic, encoder, background)
     fields = ["model", "phrases", "labels", "vectors", "center", "spread", "background"]
     embedding, _ = TopicEmbedding.objects.update_or_create(
         topic=topic, defaults={name: getattr(row, name) for name in fields}
@@ -250,7 +268,9 @@ def embed_topic(topic: Topic) -> TopicEmbedding | None:
     return embedding
 
 
-def measure(topic: Topic, encoder: embeddings.Encoder) -> TopicEmbedding:
+def measure(
+    topic: Topic, encoder: embeddings.Encoder, background: Background | None = None
+) -> TopicEmbedding:
     """A topic's vectors and the distribution of its similarities, unsaved."""
     labels = phrases_of(topic)
     acronyms = {a.rstrip("s") for label in labels for a in _ACRONYM.findall(label)}
@@ -263,8 +283,9 @@ def measure(topic: Topic, encoder: embeddings.Encoder) -> TopicEmbedding:
         abstracts = list(recent.values_list("abstract", flat=True)[:200])
     phrases = [spell_out(label, abstracts) for label in labels]
     vectors = encoder.encode(phrases)
-    background = _background(encoder.name)
-    measured = np.array([similarities(vectors, paper).max() for paper in background])
+    if background is None:
+        background = Background.load(encoder.name)
+    measured = background.similarities(vectors)
     center, spread = distribution(measured)
     return TopicEmbedding(
         topic_id=topic.pk,

@@ -60,8 +60,9 @@ def reembed(batch: int = 200) -> dict[str, int]:
         return {"papers": embedded, "topics": 0}
     # Papers first: a topic is measured against the papers' vectors.
     topics = 0
+    background = semantic.Background.load(name)
     for topic in Topic.objects.exclude(embedding__model=name).order_by("pk").iterator():
-        matching.rescore_topic(topic)
+        matching.rescore_topic(topic, background=background)
         topics += 1
     return {"papers": embedded, "topics": topics}
 

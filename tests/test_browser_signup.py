@@ -85,7 +85,10 @@ def test_a_reader_subscribes_confirms_changes_topics_and_unsubscribes(
     page.get_by_role("heading", name="You're unsubscribed").wait_for()
     subscriber.refresh_from_db()
     assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
-    assert len(smtp_mailer.messages) == 1
+    # The confirmation, then the welcome that confirming sent; nothing else.
+    subjects = [message.parsed["Subject"] for message in smtp_mailer.messages]
+    assert len(subjects) == 2
+    assert subjects[1] == "Welcome to Paperboy"
     context.close()
 
 

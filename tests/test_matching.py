@@ -507,12 +507,12 @@ def test_preview_gives_the_stored_numbers_and_writes_nothing():
 
     shown = preview(topic.term_list, Paper.objects.all())
 
-    assert {paper.title: (total, terms) for paper, total, terms in shown} == stored
-    totals = [total for _, total, _ in shown]
+    assert {paper.title: (row.score, row.terms) for paper, row in shown} == stored
+    totals = [row.score for _, row in shown]
     assert totals == sorted(totals, reverse=True)
     assert PaperTopic.objects.count() == rows
-    for paper_, total, terms in shown:
-        assert score(paper_, topic) == (total, terms)
+    for paper_, row in shown:
+        assert score(paper_, topic) == (row.score, row.terms)
 
 
 def test_score_papers_writes_only_scores_above_zero_and_drops_stale_ones():

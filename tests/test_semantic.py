@@ -251,3 +251,126 @@ def test_a_vote_trains_the_readers_model_in_a_task(fixed_model, django_capture_o
         for paper in papers:
             record_feedback(reader, paper, 1 if paper.title.startswith("Up") else -1)
     assert ReaderModel.objects.get(subscriber=reader).votes == 5
+
+
+@pytest.mark.django_db
+def test_changing_the_model_re_embeds_papers_and_topics_in_the_background(fixed_model):
+    from digest.models import TopicEmbedding
+    from digest.tasks import reembed
+
+    fixed_model.update({"Paper": unit(1, 0)})
+    papers = [_paper(f"Paper {n}") for n in range(5)]
+    semantic.embed_papers(papers)
+    topic = Topic.for_interest("paper things")
+    matching.rescore_topic(topic)
+    assert set(PaperEmbedding.objects.values_list("model", flat=True)) == {"fixed-test-model"}
+
+    embeddings.encoder().name = "a-larger-model"  # what a new PAPERBOY_EMBEDDING_MODEL gives
+    embeddings.current_name = lambda: "a-larger-model"
+    assert semantic.stale_counts() == (5, Topic.objects.count())
+    result = reembed.delay(batch=2).get()  # eager: each batch queues the next
+
+    assert set(PaperEmbedding.objects.values_list("model", flat=True)) == {"a-larger-model"}
+    assert set(TopicEmbedding.objects.values_list("model", flat=True)) == {"a-larger-model"}
+    assert TopicEmbedding.objects.count() == Topic.objects.count()
+    assert semantic.stale_counts() == (0, 0)
+    assert result == {"papers": 2, "topics": 0}  # the first batch's own count
+
+
+@pytest.mark.django_db
+@pytest.mark.semantic
+def test_without_a_loadable_model_papers_match_by_words_and_the_dashboard_says_so(
+    admin_client, settings, tmp_path, samples, monkeypatch
+):
+    from digest import importers
+
+    monkeypatch.setattr(embeddings, "_loaded", {})
+    settings.PAPERBOY_EMBEDDING_MODEL = str(tmp_path / "no-such-model")
+    importers.import_source(str(samples / "trending-papers-page.txt"))
+
+    assert PaperEmbedding.objects.count() == 0
+    kd = Topic.for_interest("knowledge distillation")
+    matching.rescore_topic(kd)
+    assert PaperTopic.objects.matching().filter(topic=kd).count() >= 2
+    page = admin_client.get("/admin/").content.decode()
+    assert "Unavailable" in page
+    assert "Papers match by their words alone until it can." in page
+
+
+@pytest.mark.django_db
+def test_composing_with_reader_models_takes_a_fixed_number_of_queries(fixed_model):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fixed_model.update({"Up": unit(1, 0), "Down": unit(0, 1), "New": unit(1, 0.1)})
+    long_ago = timezone.now() - dt.timedelta(days=20)
+    voted = [_paper(f"Up {n}", ingested_at=long_ago) for n in range(3)]
+    voted += [_paper(f"Down {n}", ingested_at=long_ago) for n in range(2)]
+    fresh = [_paper(f"New {n}") for n in range(4)]
+    semantic.embed_papers([*voted, *fresh])
+    topic = Topic.objects.curated().first()
+    # The topic matches the new papers, so every reader has candidates to rerank.
+    for paper in fresh:
+        PaperTopic.objects.create(paper=paper, topic=topic, curation=PaperTopic.Curation.PINNED)
+
+    def readers_with_models(count: int) -> list[Subscriber]:
+        made = []
+        for n in range(count):
+            reader = Subscriber.objects.create(
+                email=f"q{count}-{n}@example.org",
+                status=Subscriber.Status.ACTIVE,
+                confirmed_at=timezone.now(),
+            )
+            reader.topics.set([topic])
+            for paper in voted:
+                Feedback.objects.create(
+                    subscriber=reader, paper=paper, vote=1 if paper.title[0] == "U" else -1
+                )
+            readers.train(reader.pk)
+            made.append(reader)
+        return made
+
+    counts = []
+    for size in (1, 10):
+        batch = readers_with_models(size)
+        with CaptureQueriesContext(connection) as captured:
+            picks = compose_many(batch, timezone.now() + dt.timedelta(minutes=1))
+        counts.append(len(captured))
+        assert all(picks[reader.pk] for reader in batch)
+        assert ReaderModel.objects.filter(subscriber__in=batch).count() == size
+    assert counts[0] == counts[1]
+
+
+@pytest.mark.django_db
+def test_a_curators_preview_gives_the_numbers_that_saving_stores(fixed_model):
+    fixed_model.update({"graph learning": unit(1, 0), "Graphs": unit(1, 0.2)})
+    papers = [_paper(f"Graphs {n}", "Message passing on graphs.") for n in range(3)]
+    papers += [_paper(f"Protein {n}", "Folding.") for n in range(40)]
+    semantic.embed_papers(papers)
+    shown = {paper.pk: row for paper, row in matching.preview(["graph learning"], papers)}
+
+    topic = Topic.objects.create(
+        name="Graph learning", slug="graph-learning", terms="graph learning"
+    )
+    stored = {row.paper_id: row for row in PaperTopic.objects.filter(topic=topic)}
+    assert set(shown) == set(stored) == {paper.pk for paper in papers[:3]}
+    for pk, row in shown.items():
+        assert (row.score, row.similarity, row.closest) == (
+            stored[pk].score,
+            stored[pk].similarity,
+            stored[pk].closest,
+        )
+
+
+def test_a_topic_is_measured_against_the_background_as_each_paper_is_scored():
+    rng = np.random.default_rng(3)
+
+    def random_unit(rows: int) -> np.ndarray:
+        matrix = rng.normal(size=(rows, DIMENSIONS)).astype(np.float32)
+        return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+    papers = [semantic.PaperVectors(random_unit(1)[0], random_unit(n)) for n in (1, 4, 2, 7)]
+    phrases = random_unit(3)
+    expected = [semantic.similarities(phrases, paper).max() for paper in papers]
+    assert semantic.Background(papers).similarities(phrases) == pytest.approx(expected, abs=1e-6)
+    assert len(semantic.Background([]).similarities(phrases)) == 0
