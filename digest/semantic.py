@@ -15,7 +15,9 @@ define it: "reinforcement learning through human feedback (RLHF)".
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from digest.models import Paper, PaperEmbedding, Topic, TopicEmbedding
 # Below this many papers the measured distribution is blended with a typical one.
 MIN_BACKGROUND = 40
 BACKGROUND_PAPERS = 2000
+BACKGROUND_TTL = 600  # seconds
 # A typical topic's similarities to unrelated abstracts (all-MiniLM-L6-v2, measured
 # on the sample pages): what a topic embedded before any paper was stored starts from.
 PRIOR_CENTER, PRIOR_SPREAD = 0.15, 0.07
@@ -40,6 +43,8 @@ Z_BASE = 1.5
 Z_MATCH = 3.0
 SIMILARITY_FLOOR = 0.25
 EMBED_BATCH = 64
+# Where acronyms' definitions are looked for: the papers of this long ago, newest first.
+ACRONYM_HISTORY = dt.timedelta(days=180)
 
 _ACRONYM = re.compile(r"\b[A-Z][A-Za-z]*[A-Z][A-Za-z0-9]*s?\b")
 _STOP = {"a", "an", "and", "for", "from", "in", "of", "on", "the", "through", "to", "with", "via"}
@@ -212,6 +217,9 @@ def _spells(letters: list[str], initials: list[tuple[str, ...]]) -> bool:
     return walk(0, 0)
 
 
+_background_cache: dict[str, tuple] = {}
+
+
 class Background:
     """The most recent stored papers' vectors, which a topic is measured against: read
     once for many topics (a change of model re-embeds every topic)."""
@@ -222,6 +230,25 @@ class Background:
             self.whole = np.vstack([paper.whole for paper in papers])
             self.parts = np.vstack([paper.parts for paper in papers])
             self.starts = np.cumsum([0] + [len(paper.parts) for paper in papers[:-1]])
+
+    @classmethod
+    def recent(cls, model: str) -> Background:
+        """The background, read again only when a paper was embedded since or after
+        BACKGROUND_TTL: a burst of sign-ups with new interests reads it once, not
+        2,000 vectors per interest."""
+        newest = (
+            PaperEmbedding.objects.filter(model=model)
+            .order_by("-paper_id")
+            .values_list("paper_id", flat=True)
+            .first()
+        )
+        key = (model, newest)
+        cached = _background_cache.get("current")
+        if cached and cached[0] == key and time.monotonic() - cached[1] < BACKGROUND_TTL:
+            return cached[2]
+        background = cls.load(model)
+        _background_cache["current"] = (key, time.monotonic(), background)
+        return background
 
     @classmethod
     def load(cls, model: str) -> Background:
@@ -279,12 +306,13 @@ def measure(
         query = Q()
         for acronym in acronyms:
             query |= Q(abstract__contains=f"({acronym})") | Q(abstract__contains=f"({acronym}s)")
-        recent = Paper.objects.filter(query).order_by("-ingested_at")
+        since = timezone.now() - ACRONYM_HISTORY
+        recent = Paper.objects.filter(query, ingested_at__gte=since).order_by("-ingested_at")
         abstracts = list(recent.values_list("abstract", flat=True)[:200])
     phrases = [spell_out(label, abstracts) for label in labels]
     vectors = encoder.encode(phrases)
     if background is None:
-        background = Background.load(encoder.name)
+        background = Background.recent(encoder.name)
     measured = background.similarities(vectors)
     center, spread = distribution(measured)
     return TopicEmbedding(

@@ -55,6 +55,11 @@ def lexical_unless_semantic(request, settings):
     the 35 ms per paper of embedding; tests marked ``semantic`` use the real model."""
     if not request.node.get_closest_marker("semantic"):
         settings.PAPERBOY_MATCHING = "lexical"
+    # Each test's papers are its own: a background read by an earlier test (whose rows
+    # were rolled back, and whose ids SQLite may hand out again) must not be reused.
+    from digest import semantic
+
+    semantic._background_cache.clear()
 
 
 @pytest.fixture(autouse=True)
