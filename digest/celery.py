@@ -25,7 +25,13 @@ def drop_dead_database_connections(task=None, **kwargs):
 @worker_ready.connect
 def embed_what_the_model_has_not_seen(sender=None, **kwargs):
     # After an upgrade or a change of PAPERBOY_EMBEDDING_MODEL, papers and topics carry
-    # vectors of another model: re-embed them in the background, in batches.
+    # vectors of another model: re-embed them in the background, in batches. Only then:
+    # a task in the queue at every start would hide an empty queue from the scheduling
+    # pass, which looks for lost digests only when nothing waits (digest.delivery.sweep).
+    from django.conf import settings
+
+    from digest import semantic
     from digest.tasks import reembed
 
-    reembed.delay()
+    if settings.PAPERBOY_MATCHING != "lexical" and any(semantic.stale_counts()):
+        reembed.delay()
