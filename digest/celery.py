@@ -1,9 +1,12 @@
+import logging
 import os
 
 from celery import Celery
 from celery.signals import task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
+
+logger = logging.getLogger(__name__)
 
 app = Celery("paperboy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -29,9 +32,18 @@ def embed_what_the_model_has_not_seen(sender=None, **kwargs):
     # a task in the queue at every start would hide an empty queue from the scheduling
     # pass, which looks for lost digests only when nothing waits (digest.delivery.sweep).
     from django.conf import settings
+    from django.db import DatabaseError
 
     from digest import semantic
     from digest.tasks import reembed
 
-    if settings.PAPERBOY_MATCHING != "lexical" and any(semantic.stale_counts()):
+    if settings.PAPERBOY_MATCHING == "lexical":
+        return
+    try:
+        stale = any(semantic.stale_counts())
+    except DatabaseError:
+        # Not migrated yet, or the database is away: the next start looks again.
+        logger.warning("Could not look for papers and topics without vectors", exc_info=True)
+        return
+    if stale:
         reembed.delay()
