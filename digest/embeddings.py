@@ -10,7 +10,8 @@ float at every run, which costs onnxruntime about 250 MB and 41 ms per abstract 
 ``prepare()`` (``manage.py prepare_embeddings``, run by ``make install``) folds them
 once and quantizes the result dynamically, so onnxruntime uses its int8 kernels:
 about 60 MB and 24 ms per abstract of 256 tokens on two cores. The prepared file is
-kept under ``PAPERBOY_VAR_DIR/models/``; a process that finds none prepares it itself.
+kept in ``PAPERBOY_MODEL_DIR`` (``var/models/``); a process that finds none prepares
+it itself.
 
 ``PAPERBOY_EMBEDDING_MODEL`` picks another model: a folder holding ``model.onnx``
 and ``tokenizer.json`` (a sentence-transformers model exported to ONNX, such as
@@ -69,7 +70,7 @@ def spec() -> Spec | None:
     if choice == DEFAULT_MODEL:
         return Spec(
             name=f"{DEFAULT_MODEL}-int8",
-            model=Path(settings.VAR_DIR) / "models" / f"{DEFAULT_MODEL}-int8.onnx",
+            model=Path(settings.PAPERBOY_MODEL_DIR) / f"{DEFAULT_MODEL}-int8.onnx",
             tokenizer=_TOKENIZERS / DEFAULT_MODEL / "tokenizer.json",
         )
     folder = Path(choice)

@@ -220,6 +220,9 @@ if PAPERBOY_EMBEDDING_POOLING not in {"mean", "cls"}:
 PAPERBOY_EMBEDDING_MAX_TOKENS = env.int("PAPERBOY_EMBEDDING_MAX_TOKENS", 256, min_value=16)
 # One thread per worker process: the worker runs one process per core already.
 PAPERBOY_EMBEDDING_THREADS = env.int("PAPERBOY_EMBEDDING_THREADS", 1, min_value=1)
+# Where `manage.py prepare_embeddings` (make install) puts the prepared default model:
+# part of the installation, like the virtualenv, so not under PAPERBOY_VAR_DIR.
+PAPERBOY_MODEL_DIR = Path(env.str("PAPERBOY_MODEL_DIR") or BASE_DIR / "var" / "models")
 
 # Signup abuse limits, counted in the cache (Redis in production).
 PAPERBOY_SIGNUPS_PER_IP_PER_HOUR = env.int("PAPERBOY_SIGNUPS_PER_IP_PER_HOUR", 20, min_value=1)

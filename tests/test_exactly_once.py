@@ -87,6 +87,7 @@ def test_a_real_worker_and_beat_deliver_one_digest_and_a_second_pass_sends_nothi
         "SITE_URL": "https://papers.example",
         # A queue of our own, so that no other worker on this machine takes the tasks.
         "PAPERBOY_QUEUE": f"test{uuid.uuid4().hex}",
+        "PAPERBOY_MATCHING": "lexical",  # as in the test process
     }
     worker = CeleryProcess(
         ["worker", "--concurrency", "2", "--without-gossip", "--without-mingle"], env

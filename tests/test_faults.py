@@ -80,6 +80,8 @@ def worker_env(smtp_server, **extra) -> dict[str, str]:
         # Lost tasks are found within seconds, and retries are not waited out.
         "PAPERBOY_CLAIM_LEASE": "5",
         "PAPERBOY_RETRY_DELAY": "0",
+        # As in the test process: these tests are about delivery, not matching.
+        "PAPERBOY_MATCHING": "lexical",
         **extra,
     }
 
