@@ -50,13 +50,14 @@ _ACRONYM = re.compile(r"\b[A-Z][A-Za-z]*[A-Z][A-Za-z0-9]*s?\b")
 _STOP = {"a", "an", "and", "for", "from", "in", "of", "on", "the", "through", "to", "with", "via"}
 
 
-def evidence(similarity: float, center: float, spread: float) -> float:
+def evidence(similarity, center, spread):
     """Semantic evidence: 0 for a paper like most, 1 for one that matches by meaning
-    alone, more for one closer still."""
-    if similarity < SIMILARITY_FLOOR:
-        return 0.0
-    z = (similarity - center) / max(spread, MIN_SPREAD)
-    return max(0.0, (z - Z_BASE) / (Z_MATCH - Z_BASE))
+    alone, more for one closer still. Takes numbers or numpy arrays alike."""
+    z = (similarity - center) / np.maximum(spread, MIN_SPREAD)
+    value = np.where(
+        similarity >= SIMILARITY_FLOOR, np.maximum(0.0, (z - Z_BASE) / (Z_MATCH - Z_BASE)), 0.0
+    )
+    return value if np.ndim(value) else float(value)
 
 
 def embed_papers(papers: Iterable[Paper]) -> int:
@@ -348,7 +349,10 @@ class TopicVectors:
             starts.append(offset)
             offset += len(matrix)
         self.starts = np.array(starts, dtype=np.intp)
+        self.ends = np.append(self.starts[1:], offset).astype(np.intp)
         self.matrix = np.vstack(matrices) if matrices else np.zeros((0, dimensions), np.float32)
+        self.centers = np.array(self.center, dtype=np.float64)
+        self.spreads = np.array(self.spread, dtype=np.float64)
 
     @classmethod
     def load(cls, model: str, dimensions: int, topic_ids: Iterable[int] | None = None):
@@ -362,23 +366,18 @@ class TopicVectors:
         if not self.topic_ids:
             return {}
         found_similarities = similarities(self.matrix, paper)
-        best = np.maximum.reduceat(found_similarities, self.starts)
+        best = np.maximum.reduceat(found_similarities, self.starts).astype(np.float64)
+        # All topics at once: most have none, and a loop over thousands would dominate.
+        values = evidence(best, self.centers, self.spreads)
         found = {}
-        for index in np.flatnonzero(best >= SIMILARITY_FLOOR):
-            value = evidence(float(best[index]), self.center[index], self.spread[index])
-            if value > 0:
-                start = self.starts[index]
-                end = (
-                    self.starts[index + 1]
-                    if index + 1 < len(self.starts)
-                    else len(found_similarities)
-                )
-                closest = int(np.argmax(found_similarities[start:end]))
-                found[self.topic_ids[index]] = (
-                    value,
-                    round(float(best[index]), 4),
-                    self.labels[index][closest],
-                )
+        for index in np.flatnonzero(values > 0):
+            start, end = self.starts[index], self.ends[index]
+            closest = int(np.argmax(found_similarities[start:end]))
+            found[self.topic_ids[index]] = (
+                float(values[index]),
+                round(float(best[index]), 4),
+                self.labels[index][closest],
+            )
         return found
 
 
