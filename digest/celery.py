@@ -32,7 +32,7 @@ def embed_what_the_model_has_not_seen(sender=None, **kwargs):
     # a task in the queue at every start would hide an empty queue from the scheduling
     # pass, which looks for lost digests only when nothing waits (digest.delivery.sweep).
     from django.conf import settings
-    from django.db import DatabaseError
+    from django.db import DatabaseError, connection
 
     from digest import semantic
     from digest.tasks import reembed
@@ -45,5 +45,7 @@ def embed_what_the_model_has_not_seen(sender=None, **kwargs):
         # Not migrated yet, or the database is away: the next start looks again.
         logger.warning("Could not look for papers and topics without vectors", exc_info=True)
         return
+    finally:
+        connection.close()  # the main process runs no tasks: no connection to keep
     if stale:
         reembed.delay()

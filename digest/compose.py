@@ -112,7 +112,7 @@ def compose_many(
     ):
         by_topic[topic_id].append((paper_id, score, terms, closest))
         ingested[paper_id] = ingested_at
-    readers = ReaderModels.load(list(follows), min(since.values()), until)
+    readers = ReaderModels.load(since, until)
     ingested.update(readers.ingested)
     if not ingested:
         return picks

@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -173,7 +174,9 @@ class Encoder:
 
 
 _loaded: dict[str, Encoder | ModelUnavailable] = {}
+_failed_at: dict[str, float] = {}
 _load_lock = threading.Lock()
+RETRY_AFTER = 600  # seconds before a process tries again a model that failed to load
 
 
 def encoder() -> Encoder | None:
@@ -183,26 +186,39 @@ def encoder() -> Encoder | None:
     if model_spec is None:
         return None
     with _load_lock:
-        if model_spec.name not in _loaded:
+        failed = _failed_at.get(model_spec.name)
+        if model_spec.name not in _loaded or (
+            failed is not None and time.monotonic() - failed > RETRY_AFTER
+        ):
             try:
                 _loaded[model_spec.name] = Encoder(model_spec)
+                _failed_at.pop(model_spec.name, None)
             except Exception as exc:  # any failure leaves lexical matching working
                 logger.exception("Embedding model %s cannot be loaded", model_spec.name)
                 _loaded[model_spec.name] = ModelUnavailable(f"{type(exc).__name__}: {exc}")
+                _failed_at[model_spec.name] = time.monotonic()
         loaded = _loaded[model_spec.name]
     return loaded if isinstance(loaded, Encoder) else None
 
 
 def status() -> tuple[str, str]:
-    """(model name or "off", the reason it cannot be used, or "")."""
+    """(model name or "off", the reason it cannot be used, or ""), without loading the
+    model into a process that has not (the admin's web process): a failure this
+    process saw, else what is missing on disk."""
     model_spec = spec()
     if model_spec is None:
         return "off", ""
     loaded = _loaded.get(model_spec.name)
+    if isinstance(loaded, ModelUnavailable):
+        return model_spec.name, str(loaded)
     if loaded is None:
-        encoder()
-        loaded = _loaded.get(model_spec.name)
-    return model_spec.name, str(loaded) if isinstance(loaded, ModelUnavailable) else ""
+        missing = [] if model_spec.tokenizer.exists() else [str(model_spec.tokenizer)]
+        # The default model is prepared on first use when missing; a folder's is not.
+        if not model_spec.model.exists() and model_spec.name != f"{DEFAULT_MODEL}-int8":
+            missing.append(str(model_spec.model))
+        if missing:
+            return model_spec.name, f"missing: {', '.join(missing)}"
+    return model_spec.name, ""
 
 
 def current_name() -> str | None:

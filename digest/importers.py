@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from digest.matching import embed_and_rescore, score_papers
-from digest.models import ImportRun, Paper
+from digest.models import ImportRun, Paper, PaperEmbedding
 from digest.text import clean_line, normalise_key
 
 log = logging.getLogger(__name__)
@@ -510,10 +510,21 @@ def _merge(paper: Paper, record: PaperRecord) -> bool:
 
 
 def store(
-    records: list[PaperRecord], source: str, progress: Callable[[Iterable], Iterable] = iter
+    records: list[PaperRecord],
+    source: str,
+    progress: Callable[[Iterable], Iterable] = iter,
+    *,
+    embed_later: bool = False,
 ) -> ImportSummary:
+    """Store parsed records, all or nothing, and score the new and changed papers.
+
+    Embedding them (about 80 ms a paper) holds no transaction: it follows the commit,
+    here, or in a task with ``embed_later`` (a web request must not wait for it).
+    Until then the papers match by their words alone.
+    """
     summary = ImportSummary()
     changed: list[Paper] = []
+    retexted: list[int] = []
     with transaction.atomic():
         for record in progress(records):
             paper = _find(record)
@@ -523,22 +534,37 @@ def store(
                 paper.save()
                 summary.created += 1
                 changed.append(paper)
-            elif _merge(paper, record):
+                continue
+            before = (paper.title, paper.abstract)
+            if _merge(paper, record):
                 paper.save()
                 summary.updated += 1
                 changed.append(paper)
+                if (paper.title, paper.abstract) != before:
+                    retexted.append(paper.pk)
             else:
                 summary.unchanged += 1
+        # A vector of the old text (a title alone, before the abstract came) would stand.
+        PaperEmbedding.objects.filter(paper_id__in=retexted).delete()
         # Inside the transaction: a failed scoring leaves no unscored papers behind.
         score_papers(changed)
-    # Embedding takes about 35 ms a paper, so it holds no transaction: until it is
-    # done the new papers match by their words alone (and a paper whose embedding
-    # failed is embedded by the next reembed pass).
+    if embed_later:
+        ids = [paper.pk for paper in changed]
+        for start in range(0, len(ids), 500):
+            transaction.on_commit(lambda batch=ids[start : start + 500]: _embed_task().delay(batch))
+        return summary
     try:
         embed_and_rescore(changed)
     except Exception:
+        # The worker's next start re-embeds what has no vector (digest.tasks.reembed).
         log.exception("embedding %d imported papers", len(changed))
     return summary
+
+
+def _embed_task():
+    from digest.tasks import embed_papers
+
+    return embed_papers
 
 
 def import_source(
@@ -548,10 +574,12 @@ def import_source(
     progress: Callable[[Iterable], Iterable] = iter,
     on_parsed: Callable[[list[PaperRecord]], None] | None = None,
     data: bytes | None = None,
+    embed_later: bool = False,
 ) -> ImportSummary:
     """Read, parse and store one source; record the run either way.
 
     ``data``, when given, is the source's content (an upload): ``source`` only names it.
+    ``embed_later``: embed the papers in a task (see ``store``).
     """
     started = timezone.now()
     try:
@@ -565,7 +593,7 @@ def import_source(
         records = parse(data, detected)
         if on_parsed:
             on_parsed(records)
-        summary = store(records, source=detected, progress=progress)
+        summary = store(records, source=detected, progress=progress, embed_later=embed_later)
     except ImportFailed as exc:
         ImportRun.objects.create(
             source=source[:1000],

@@ -70,7 +70,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from digest import embeddings, semantic
-from digest.models import Paper, PaperTopic, Topic
+from digest.models import Paper, PaperTopic, Topic, TopicEmbedding
 from digest.text import clean_line
 
 # Creating a topic or changing its terms rescores papers ingested within this window;
@@ -87,7 +87,7 @@ MIN_ABSTRACT_TOKENS = 100
 TERM_WEIGHT = 0.75  # a fixed IDF; see the module docstring
 WRITE_BATCH = 500
 # A paper that matches by meaning alone scores at most this: less than any title hit
-# (1.18), so that exact phrases still rank first within a topic.
+# (1.18), so that a title naming the phrase ranks above every match by meaning alone.
 SEMANTIC_CAP = 1.15
 
 _TOKEN = re.compile(r"[^\W_]+[+#]*")  # "+" and "#" stay, as in digest.text: C++, C#
@@ -384,34 +384,45 @@ def _merge(
         lexical_score, terms = lexical.get(topic_id, (0.0, []))
         evidence, similarity, closest = meaning.get(topic_id, (0.0, 0.0, ""))
         total = combine(lexical_score, evidence)
+        # Meaning alone short of a match is not kept: most papers are a little like
+        # most topics, and those rows (hundreds a paper) would tell nobody anything.
+        if lexical_score == 0 and total < settings.PAPERBOY_MATCH_THRESHOLD:
+            continue
         if total > 0:
             merged[topic_id] = Scored(total, terms, lexical_score, similarity, closest)
     return merged
 
 
-def _measured(term_list: list[str]) -> semantic.TopicVectors | None:
+def _measured(term_list: list[str], name: str, kind: str) -> semantic.TopicVectors | None:
     """Vectors for terms not saved yet (a curator's preview), measured as a saved
     topic's would be."""
     encoder = embeddings.encoder()
-    if encoder is None or not term_list:
+    if encoder is None or not term_list or settings.PAPERBOY_MATCHING == "lexical":
         return None
-    row = semantic.measure(Topic(name=term_list[0], terms="\n".join(term_list)), encoder)
+    topic = Topic(name=name or term_list[0], kind=kind, terms="\n".join(term_list))
+    row = semantic.measure(topic, encoder)
     return semantic.TopicVectors([row], encoder.dimensions)
 
 
-def preview(topic_terms: list[str], papers: Iterable[Paper]) -> list[tuple[Paper, Scored]]:
+def preview(
+    topic_terms: list[str],
+    papers: Iterable[Paper],
+    name: str = "",
+    kind: str = Topic.Kind.CURATED,
+) -> list[tuple[Paper, Scored]]:
     """What a topic with these terms would score, without writing anything.
 
     Returns the papers scoring above zero, best first: the rows scoring would store,
     with the same numbers. Those at or above ``settings.PAPERBOY_MATCH_THRESHOLD``
-    would match.
+    would match. ``name`` and ``kind`` are the topic's: a curated topic's name is one
+    of the phrases it is embedded as.
     """
     term_list = [
         term for text in topic_terms for line in text.splitlines() if (term := clean_line(line))
     ]
     topic = _Topic.of(term_list)
     papers = list(papers)
-    vectors = _measured(term_list)
+    vectors = _measured(term_list, name, kind)
     stored = (
         semantic.paper_scoring_vectors([paper.pk for paper in papers], embeddings.current_name())
         if vectors is not None
@@ -526,14 +537,15 @@ def score_papers(papers: Iterable[Paper]) -> int:
 def _semantic_inputs(paper_ids: list[int], topic_ids: list[int] | None = None):
     """The current model's name, the papers' vectors and the topics' (None when
     semantic matching is off or the model is unavailable)."""
-    if settings.PAPERBOY_MATCHING == "lexical":
+    name = embeddings.current_name()
+    if settings.PAPERBOY_MATCHING == "lexical" or name is None:
         return None, {}, None
-    encoder = embeddings.encoder()
-    if encoder is None:
-        return None, {}, None
-    vectors = semantic.paper_scoring_vectors(paper_ids, encoder.name)
-    topics = semantic.TopicVectors.load(encoder.name, encoder.dimensions, topic_ids)
-    return encoder.name, vectors, topics
+    # Stored vectors only: scoring never loads the model (it may run in a transaction).
+    vectors = semantic.paper_scoring_vectors(paper_ids, name)
+    if not vectors:
+        return name, {}, None
+    dimensions = len(next(iter(vectors.values())).whole)
+    return name, vectors, semantic.TopicVectors.load(name, dimensions, topic_ids)
 
 
 def rescore_topic(
@@ -544,29 +556,35 @@ def rescore_topic(
     ``background``: the stored papers' vectors, when many topics are embedded at once."""
     if since is None:
         since = timezone.now() - RESCORE_WINDOW
-    if settings.PAPERBOY_MATCHING != "lexical":
-        semantic.embed_topic(topic, background)
+    embedded = settings.PAPERBOY_MATCHING != "lexical" and semantic.embed_topic(topic, background)
+    if not embedded:
+        # Vectors of the old terms would go on matching by meaning: drop them, and the
+        # next re-embedding gives the topic new ones.
+        TopicEmbedding.objects.filter(topic=topic).delete()
     compiled = _Topic.of(topic.term_list)
-    papers = list(
-        Paper.objects.filter(ingested_at__gte=since)
-        .order_by("pk")
-        .only("pk", "title", "abstract")
-        .iterator(chunk_size=WRITE_BATCH)
+    papers = (
+        Paper.objects.filter(ingested_at__gte=since).order_by("pk").only("pk", "title", "abstract")
     )
-    _, vectors, topic_vectors = _semantic_inputs([paper.pk for paper in papers], [topic.pk])
     scored = {}
-    for paper in papers:
-        lexical = {}
-        total, terms = _score_document(_Document.of(paper.title, paper.abstract), compiled)
-        if total > 0:
-            lexical[topic.pk] = (total, terms)
-        meaning = (
-            topic_vectors.scores(vectors[paper.pk])
-            if topic_vectors is not None and paper.pk in vectors
-            else {}
-        )
-        if row := _merge(lexical, meaning).get(topic.pk):
-            scored[(paper.pk, topic.pk)] = row
+    # A batch of papers' vectors at a time: a month of papers, whole and by sentence,
+    # is tens of megabytes.
+    for start in range(0, papers.count() + WRITE_BATCH, WRITE_BATCH):
+        batch = list(papers[start : start + WRITE_BATCH])
+        if not batch:
+            break
+        _, vectors, topic_vectors = _semantic_inputs([paper.pk for paper in batch], [topic.pk])
+        for paper in batch:
+            lexical = {}
+            total, terms = _score_document(_Document.of(paper.title, paper.abstract), compiled)
+            if total > 0:
+                lexical[topic.pk] = (total, terms)
+            meaning = (
+                topic_vectors.scores(vectors[paper.pk])
+                if topic_vectors is not None and paper.pk in vectors
+                else {}
+            )
+            if row := _merge(lexical, meaning).get(topic.pk):
+                scored[(paper.pk, topic.pk)] = row
     existing = PaperTopic.objects.filter(topic=topic, paper__ingested_at__gte=since)
     return _write(scored, existing)
 
@@ -580,5 +598,6 @@ def embed_and_rescore(papers: Iterable[Paper]) -> int:
     papers = list(papers)
     embedded = semantic.embed_papers(papers)
     if embedded:
+        semantic.remeasure_thin_topics()
         score_papers(papers)
     return embedded

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterable
 
 import numpy as np
 from django.conf import settings
 
 from digest import embeddings, semantic
+from digest.matching import RESCORE_WINDOW
 from digest.models import Feedback, PaperEmbedding, ReaderModel
 
 MIN_VOTES = 5
@@ -122,27 +122,46 @@ class ReaderModels:
         self.probability: dict[int, dict[int, float]] = {}
 
     @classmethod
-    def load(cls, subscriber_ids: Iterable[int], since: dt.datetime, until: dt.datetime):
+    def load(cls, since: dict[int, dt.datetime], until: dt.datetime):
+        """``since``: each subscriber's window start (compose._window_starts)."""
         readers = cls()
         name = embeddings.current_name()
         if name is None or settings.PAPERBOY_MATCHING == "lexical":
             return readers
         for subscriber_id, weights, bias, liked in ReaderModel.objects.filter(
-            subscriber_id__in=list(subscriber_ids), model=name
+            subscriber_id__in=list(since), model=name
         ).values_list("subscriber_id", "weights", "bias", "liked"):
             readers.models[subscriber_id] = (embeddings.from_bytes(weights), bias, liked)
         if not readers.models:
             return readers
+        # The widest window of the readers with a model, and never more than the
+        # window papers are scored in: one reader back from a long pause must not
+        # bring every vector ever stored into the batch.
+        start = max(
+            min(since[subscriber_id] for subscriber_id in readers.models),
+            until - RESCORE_WINDOW,
+        )
         for paper_id, vector, ingested_at in PaperEmbedding.objects.filter(
             model=name,
             paper__hidden=False,
-            paper__ingested_at__gt=since,
+            paper__ingested_at__gt=start,
             paper__ingested_at__lte=until,
         ).values_list("paper_id", "vector", "paper__ingested_at"):
             readers.vectors[paper_id] = embeddings.from_bytes(vector)
             readers.ingested[paper_id] = ingested_at
+        # The liked papers of all these readers in one query, whatever their number.
         liked = {paper_id for _, _, ids in readers.models.values() for paper_id in ids}
-        readers.liked = semantic.paper_vectors(liked, name)
+        for paper_id, vector in (
+            PaperEmbedding.objects.filter(
+                model=name,
+                paper__feedback__subscriber_id__in=list(readers.models),
+                paper__feedback__vote=Feedback.Vote.UP,
+            )
+            .distinct()
+            .values_list("paper_id", "vector")
+        ):
+            if paper_id in liked:
+                readers.liked[paper_id] = embeddings.from_bytes(vector)
         return readers
 
     def rerank(self, subscriber_id: int, candidates: list, eligible: set[int]) -> list:

@@ -328,6 +328,28 @@ def measure(
     )
 
 
+def remeasure_thin_topics() -> int:
+    """Measure again the topics measured against fewer than MIN_BACKGROUND papers
+    (the starter topics of a new installation, embedded before any paper came), now
+    that more are stored; their vectors stay. Returns how many changed."""
+    name = embeddings.current_name()
+    thin = list(TopicEmbedding.objects.filter(model=name, background__lt=MIN_BACKGROUND))
+    if not thin:
+        return 0
+    background = Background.recent(name)
+    changed = []
+    for row in thin:
+        if background.count <= row.background:
+            continue
+        dimensions = background.whole.shape[1]
+        measured = background.similarities(embeddings.from_bytes(row.vectors, dimensions))
+        row.center, row.spread = distribution(measured)
+        row.background = len(measured)
+        changed.append(row)
+    TopicEmbedding.objects.bulk_update(changed, ["center", "spread", "background"])
+    return len(changed)
+
+
 class TopicVectors:
     """Every topic's phrase vectors in one matrix, to score many papers at once."""
 

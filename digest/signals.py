@@ -3,11 +3,13 @@
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 
 from digest.matching import rescore_topic
 from digest.models import Topic
+from digest.semantic import phrases_of
 
 # Set by defer_rescoring(): new topics are scored by a Celery task after commit.
 _deferred: ContextVar[bool] = ContextVar("paperboy_defer_rescoring", default=False)
@@ -36,21 +38,27 @@ def connect() -> None:
 
 
 def note_term_change(sender, instance: Topic, raw: bool, update_fields=None, **kwargs) -> None:
-    """Tell rescore_after_save whether this save changes the topic's terms.
+    """Tell rescore_after_save whether this save changes the topic's terms, or the
+    phrases it is embedded as (a curated topic's name is one).
 
-    One primary-key read per save of an existing topic, so renaming a topic or editing
-    its description does not rescore a month of papers.
+    One primary-key read per save of an existing topic, so editing its description, or
+    renaming an interest, does not rescore a month of papers.
     """
     if raw:
         return
-    if update_fields is not None and "terms" not in update_fields:
+    if update_fields is not None and not {"terms", "name", "kind"} & set(update_fields):
         instance._terms_changed = False
     elif instance._state.adding or instance.pk is None:
         instance._terms_changed = True
     else:
-        before = sender.objects.filter(pk=instance.pk).values_list("terms", flat=True).first()
+        before = sender.objects.filter(pk=instance.pk).only("name", "kind", "terms").first()
+        # A curated topic's name is one of the phrases it is embedded as, when meaning
+        # counts; words alone never look at it.
+        by_meaning = settings.PAPERBOY_MATCHING != "lexical"
         instance._terms_changed = (
-            before is None or Topic(terms=before).term_list != instance.term_list
+            before is None
+            or before.term_list != instance.term_list
+            or (by_meaning and phrases_of(before) != phrases_of(instance))
         )
 
 

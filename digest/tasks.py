@@ -34,14 +34,25 @@ def train_reader(subscriber_id: int) -> int:
     return model.votes if model else 0
 
 
-@shared_task(name="digest.reembed")
-def reembed(batch: int = 200) -> dict[str, int]:
-    """Give every paper of the rescore window and every topic a vector from the
-    current model, a batch of papers at a time (each batch a task of its own, so a
-    change of model on a large installation never holds one task for long).
+@shared_task(name="digest.embed_papers")
+def embed_papers(paper_ids: list[int]) -> int:
+    """Embed and rescore papers imported from a web request (the admin's import page),
+    which must not wait for the model."""
+    return matching.embed_and_rescore(
+        Paper.objects.filter(pk__in=paper_ids).only("pk", "title", "abstract")
+    )
 
-    Queued when a worker starts and after each feed import; finds nothing to do once
-    everything is current.
+
+@shared_task(name="digest.reembed")
+def reembed(batch: int = 200, changed: bool = False) -> dict[str, int]:
+    """Give every paper of the rescore window and every topic a vector from the
+    current model, then score the window again with them.
+
+    A batch of papers per task, each queueing the next; then the topics, measured
+    against the new paper vectors and not rescored one by one (each would read the
+    whole window); then ``rescore_window``, a batch of papers per task. So a change of
+    model on a large installation never holds one task for long. Queued when a worker
+    starts and finds anything without a current vector.
     """
     name = semantic.embeddings.current_name()
     lexical = settings.PAPERBOY_MATCHING == "lexical"
@@ -54,17 +65,34 @@ def reembed(batch: int = 200) -> dict[str, int]:
         .order_by("-ingested_at", "-pk")
         .only("pk", "title", "abstract")[:batch]
     )
-    embedded = matching.embed_and_rescore(papers)
-    if len(papers) == batch:
-        reembed.delay(batch)
+    if papers:
+        embedded = semantic.embed_papers(papers)
+        reembed.delay(batch, changed=True)
         return {"papers": embedded, "topics": 0}
-    # Papers first: a topic is measured against the papers' vectors.
-    topics = 0
     background = semantic.Background.load(name)
+    topics = 0
     for topic in Topic.objects.exclude(embedding__model=name).order_by("pk").iterator():
-        matching.rescore_topic(topic, background=background)
+        semantic.embed_topic(topic, background)
         topics += 1
-    return {"papers": embedded, "topics": topics}
+    if changed or topics:
+        rescore_window.delay()
+    return {"papers": 0, "topics": topics}
+
+
+@shared_task(name="digest.rescore_window")
+def rescore_window(after: int = 0, batch: int = 500) -> int:
+    """Score the papers of the rescore window against every topic again, a batch per
+    task (each queues the next); returns how many this batch scored."""
+    since = timezone.now() - matching.RESCORE_WINDOW
+    papers = list(
+        Paper.objects.filter(ingested_at__gte=since, pk__gt=after)
+        .order_by("pk")
+        .only("pk", "title", "abstract")[:batch]
+    )
+    matching.score_papers(papers)
+    if len(papers) == batch:
+        rescore_window.delay(papers[-1].pk, batch)
+    return len(papers)
 
 
 @shared_task(name="digest.schedule_digests")

@@ -6,6 +6,7 @@ can be tested (and called from a shell) without it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from digest.models import DigestItem, Feedback, Paper, PaperTopic, Topic, TopicE
 from digest.text import normalise_key
 
 REWRITE_BATCH = 1000
+# A topic this new without a vector is still being scored by its task.
+PENDING_FOR = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,14 @@ class PreviewRow:
         return PaperTopic.Curation(self.curation).label if self.curation else ""
 
 
-def preview_terms(terms: str, topic: Topic | None = None) -> list[PreviewRow]:
+def preview_terms(
+    terms: str, topic: Topic | None = None, name: str = "", kind: str = ""
+) -> list[PreviewRow]:
     """The papers of the rescore window that a topic with ``terms`` would score above
     zero, best first: the rows that saving those terms stores, with the same numbers.
 
     Writes nothing. ``topic``, when it exists already, supplies the curator's pins and
-    exclusions, which survive any change of terms.
+    exclusions, which survive any change of terms; ``name`` and ``kind``, the form's.
     """
     since = timezone.now() - matching.RESCORE_WINDOW
     # Every paper of the window, hidden ones too, because rescore_topic() stores theirs.
@@ -54,7 +59,10 @@ def preview_terms(terms: str, topic: Topic | None = None) -> list[PreviewRow]:
         .order_by("-ingested_at", "-pk")
         .only("pk", "title", "abstract", "arxiv_id", "abstract_url", "hidden", "ingested_at")
     )
-    scored = matching.preview([terms], papers.iterator(chunk_size=2000))
+    # The name and kind in the form, when given: a curated topic's name is a phrase too.
+    name = name or (topic.name if topic is not None else "")
+    kind = kind or (topic.kind if topic is not None else Topic.Kind.CURATED)
+    scored = matching.preview([terms], papers.iterator(chunk_size=2000), name, kind)
     curation = {}
     if topic is not None and topic.pk is not None:
         curation = dict(
@@ -249,10 +257,11 @@ class InterestPreview:
     count: int  # matching papers of the rescore window
     examples: list[Paper]  # the best few
     suggestions: list[Topic]  # curated topics close in meaning, when nothing matches
+    pending: bool = False  # not measured against the papers yet (a task is on it)
 
     @property
     def empty(self) -> bool:
-        return self.count == 0
+        return self.count == 0 and not self.pending
 
 
 def interest_previews(topics: Iterable[Topic], examples: int = 3) -> list[InterestPreview]:
@@ -272,7 +281,26 @@ def interest_previews(topics: Iterable[Topic], examples: int = 3) -> list[Intere
     papers = Paper.objects.only("pk", "title", "arxiv_id", "abstract_url").in_bulk(
         {paper_id for ids in found.values() for paper_id in ids[:examples]}
     )
-    empty = [topic for topic in topics if not found.get(topic.pk)]
+    # A topic created moments ago is scored by a task: without its vector yet, "nothing
+    # matches" would be premature.
+    name = embeddings.current_name()
+    measured = set()
+    if name and settings.PAPERBOY_MATCHING != "lexical":
+        measured = set(
+            TopicEmbedding.objects.filter(topic__in=topics, model=name).values_list(
+                "topic_id", flat=True
+            )
+        )
+    recently = timezone.now() - PENDING_FOR
+    pending = {
+        topic.pk
+        for topic in topics
+        if name
+        and settings.PAPERBOY_MATCHING != "lexical"
+        and topic.pk not in measured
+        and topic.created_at >= recently
+    }
+    empty = [topic for topic in topics if not found.get(topic.pk) and topic.pk not in pending]
     nearest = _nearest_curated(empty, exclude={topic.pk for topic in topics}) if empty else {}
     return [
         InterestPreview(
@@ -280,6 +308,7 @@ def interest_previews(topics: Iterable[Topic], examples: int = 3) -> list[Intere
             count=len(found.get(topic.pk, ())),
             examples=[papers[paper_id] for paper_id in found.get(topic.pk, ())[:examples]],
             suggestions=nearest.get(topic.pk, []),
+            pending=topic.pk in pending and not found.get(topic.pk),
         )
         for topic in topics
     ]
@@ -289,9 +318,10 @@ def _nearest_curated(topics: list[Topic], exclude: set[int], count: int = 3) -> 
     """Curated topics closest in meaning to each topic (by their phrases' vectors);
     the busiest curated topics when the model is off or a topic has no vector yet."""
     curated = list(Topic.objects.curated().exclude(pk__in=exclude).order_by("name"))
+    since = timezone.now() - matching.RESCORE_WINDOW
     matched = dict(
         PaperTopic.objects.matching()
-        .filter(topic__in=curated)
+        .filter(topic__in=curated, paper__ingested_at__gte=since)
         .values("topic")
         .annotate(papers=Count("pk"))
         .values_list("topic", "papers")

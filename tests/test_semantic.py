@@ -374,3 +374,100 @@ def test_a_topic_is_measured_against_the_background_as_each_paper_is_scored():
     expected = [semantic.similarities(phrases, paper).max() for paper in papers]
     assert semantic.Background(papers).similarities(phrases) == pytest.approx(expected, abs=1e-6)
     assert len(semantic.Background([]).similarities(phrases)) == 0
+
+
+@pytest.mark.django_db
+def test_a_paper_whose_text_changes_is_embedded_again(fixed_model, tmp_path):
+    from digest import importers
+
+    fixed_model.update({"Graph nets. ": unit(1, 0), "Graph nets": unit(0, 1)})
+    page = tmp_path / "page.json"
+    item = {"paper": {"id": "2401.00001", "title": "Graph nets", "summary": ""}}
+    page.write_text(__import__("json").dumps([item]))
+    importers.import_source(str(page))
+    paper = Paper.objects.get(arxiv_id="2401.00001")
+    first = bytes(PaperEmbedding.objects.get(paper=paper).vector)
+
+    item["paper"]["summary"] = "Message passing on graphs, now with an abstract."
+    page.write_text(__import__("json").dumps([item]))
+    importers.import_source(str(page))
+    assert bytes(PaperEmbedding.objects.get(paper=paper).vector) != first
+
+
+@pytest.mark.django_db
+def test_the_admin_import_page_leaves_embedding_to_a_task(
+    fixed_model, samples, monkeypatch, django_capture_on_commit_callbacks
+):
+    from digest import importers, tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.embed_papers, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        importers.import_source(str(samples / "arxiv-atom.xml"), embed_later=True)
+    assert PaperEmbedding.objects.count() == 0
+    assert sorted(pk for batch in queued for pk in batch) == sorted(
+        Paper.objects.values_list("pk", flat=True)
+    )
+    tasks.embed_papers(queued[0])
+    assert PaperEmbedding.objects.count() == Paper.objects.count()
+
+
+@pytest.mark.django_db
+def test_a_topic_measured_before_any_paper_is_measured_again_once_papers_come(fixed_model):
+    from digest.models import TopicEmbedding
+
+    fixed_model.update({"spiking networks": unit(1, 0), "Noise": unit(0, 1)})
+    topic = Topic.for_interest("spiking networks")
+    matching.rescore_topic(topic)
+    assert TopicEmbedding.objects.get(topic=topic).background == 0
+
+    matching.embed_and_rescore([_paper(f"Noise {n}") for n in range(50)])
+    row = TopicEmbedding.objects.get(topic=topic)
+    assert row.background == 50
+    assert row.center == pytest.approx(0.0, abs=0.01)
+
+
+@pytest.mark.django_db
+def test_terms_changed_without_the_model_drop_the_old_vectors(fixed_model, settings):
+    from digest.models import TopicEmbedding
+
+    topic = Topic.for_interest("graph learning")
+    matching.rescore_topic(topic)
+    assert TopicEmbedding.objects.filter(topic=topic).exists()
+    settings.PAPERBOY_MATCHING = "lexical"
+    topic.terms = "protein folding"
+    topic.save()
+    assert not TopicEmbedding.objects.filter(topic=topic).exists()
+
+
+@pytest.mark.django_db
+def test_a_curated_topics_preview_includes_its_name_as_a_phrase(fixed_model):
+    from digest.topics import preview_terms
+
+    fixed_model.update(
+        {"Imitation learning": unit(1, 0), "Robots copying": unit(1, 0.1), "Noise": unit(0, 0, 1)}
+    )
+    papers = [_paper("Robots copying people", "They watch and repeat.")]
+    papers += [_paper(f"Noise {n}") for n in range(40)]
+    semantic.embed_papers(papers)
+    topic = Topic.objects.create(
+        name="Imitation learning", slug="imitation-learning", terms="behaviour cloning"
+    )
+    rows = preview_terms("behaviour cloning", topic=topic)
+    assert [(row.paper, row.closest) for row in rows] == [(papers[0], "Imitation learning")]
+    stored = PaperTopic.objects.get(topic=topic, paper=papers[0])
+    assert (stored.score, stored.closest) == (rows[0].score, "Imitation learning")
+
+
+@pytest.mark.django_db
+def test_renaming_a_curated_topic_embeds_its_new_name(fixed_model):
+    from digest.models import TopicEmbedding
+
+    topic = Topic.objects.create(name="Graph nets", slug="graph-nets", terms="message passing")
+    assert TopicEmbedding.objects.get(topic=topic).labels == ["Graph nets", "message passing"]
+    topic.name = "Message-passing networks"
+    topic.save()
+    assert TopicEmbedding.objects.get(topic=topic).labels == [
+        "Message-passing networks",
+        "message passing",
+    ]

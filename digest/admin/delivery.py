@@ -241,10 +241,15 @@ class ImportRunAdmin(admin.ModelAdmin):
                     # One byte over the limit is enough to refuse it.
                     data = upload.read(limit + 1)
                     summary = importers.import_source(
-                        f"upload: {upload.name}"[:1000], form.cleaned_data["format"], data=data
+                        f"upload: {upload.name}"[:1000],
+                        form.cleaned_data["format"],
+                        data=data,
+                        embed_later=True,
                     )
                 else:
-                    summary = importers.import_source(url, form.cleaned_data["format"])
+                    summary = importers.import_source(
+                        url, form.cleaned_data["format"], embed_later=True
+                    )
             except importers.ImportFailed as exc:
                 errors = exc.errors[:50]
                 form.add_error(None, f"{exc}. Nothing was imported.")

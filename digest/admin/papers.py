@@ -452,7 +452,12 @@ class TopicAdmin(admin.ModelAdmin):
         context["rescore_days"] = RESCORE_WINDOW.days
         context["threshold"] = settings.PAPERBOY_MATCH_THRESHOLD
         if getattr(form, "previewed", False):
-            rows = preview_terms(form.cleaned_data["terms"], topic=obj)
+            rows = preview_terms(
+                form.cleaned_data["terms"],
+                topic=obj,
+                name=form.cleaned_data.get("name", ""),
+                kind=form.cleaned_data.get("kind", ""),
+            )
             context["preview_rows"] = rows
             context["preview_shown"] = rows[:PREVIEW_ROWS_SHOWN]
             context["preview_matching"] = sum(row.reaches_threshold for row in rows)

@@ -20,6 +20,7 @@ class Command(BaseCommand):
             and not spec.model.exists()
         ):
             embeddings.prepare(spec.model)
+        embeddings.encoder()  # loads it, so that status() reports a failure to load
         name, problem = embeddings.status()
         if problem:
             raise CommandError(f"{name}: {problem}")
