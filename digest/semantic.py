@@ -1,12 +1,14 @@
 """Matching by meaning: paper and topic vectors, and how far a paper stands out.
 
-A topic is embedded phrase by phrase (each term; a curated topic's name too), and a
-paper's similarity to the topic is its cosine with the closest phrase. Raw cosines
-are not comparable between topics: "RLHF" is about 0.06 from a typical abstract and
-0.17 from the best one, "robots learning from demonstrations" 0.27 and 0.58. So each
-topic remembers the distribution of its similarities over the papers stored when it
-was embedded (median and MAD, which the few relevant papers do not move), and a paper's
-semantic evidence is how many spreads it stands above that centre (``evidence()``).
+A topic is embedded phrase by phrase (each term; a curated topic's name too), a paper
+as a whole and sentence by sentence, and a paper's similarity to the topic is that of
+its closest phrase (``similarities()``). Raw similarities are not comparable between
+topics: with the whole text alone, "RLHF" was about 0.06 from a typical abstract of
+the sample page and 0.17 from the best one, "robots learning from demonstrations" 0.27
+and 0.58. So each topic remembers the distribution of its similarities over the papers
+stored when it was embedded (median and MAD, which the few relevant papers do not
+move), and a paper's semantic evidence is how many spreads it stands above that centre
+(``evidence()``).
 
 An acronym says little to a small model ("RLHF" is four word pieces), so before a
 phrase is embedded, an acronym in it is spelled out the way the stored abstracts
