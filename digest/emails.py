@@ -66,16 +66,13 @@ def send_manage_link(subscriber) -> None:
 def send_welcome(subscriber) -> None:
     """After confirmation: when the first digest comes, and what the reader's topics
     match today, so that nobody waits in silence for a digest that cannot come."""
-    from digest.matching import RESCORE_WINDOW
-    from digest.topics import interest_previews
+    from digest.topics import previews_context
 
-    previews = interest_previews(subscriber.topics.order_by("name"))
-    context = _subscriber_context(subscriber) | {
-        "unsubscribe_url": links.unsubscribe_url(subscriber),
-        "previews": previews,
-        "all_empty": bool(previews) and all(preview.empty for preview in previews),
-        "window_days": RESCORE_WINDOW.days,
-    }
+    context = (
+        _subscriber_context(subscriber)
+        | {"unsubscribe_url": links.unsubscribe_url(subscriber)}
+        | previews_context(subscriber.topics.order_by("name"))
+    )
     build("welcome", subscriber.email, context).send()
 
 

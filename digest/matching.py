@@ -55,6 +55,7 @@ in capitals with several words ("WORLD MODELS") is read as words, not acronyms.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import threading
 import unicodedata
@@ -424,7 +425,7 @@ def preview(
     papers = list(papers)
     vectors = _measured(term_list, name, kind)
     stored = (
-        semantic.paper_scoring_vectors([paper.pk for paper in papers], embeddings.current_name())
+        semantic.paper_vectors([paper.pk for paper in papers], embeddings.current_name())
         if vectors is not None
         else {}
     )
@@ -541,7 +542,7 @@ def _semantic_inputs(paper_ids: list[int], topic_ids: list[int] | None = None):
     if settings.PAPERBOY_MATCHING == "lexical" or name is None:
         return None, {}, None
     # Stored vectors only: scoring never loads the model (it may run in a transaction).
-    vectors = semantic.paper_scoring_vectors(paper_ids, name)
+    vectors = semantic.paper_vectors(paper_ids, name)
     if not vectors:
         return name, {}, None
     dimensions = len(next(iter(vectors.values())).whole)
@@ -568,10 +569,7 @@ def rescore_topic(
     scored = {}
     # A batch of papers' vectors at a time: a month of papers, whole and by sentence,
     # is tens of megabytes.
-    for start in range(0, papers.count() + WRITE_BATCH, WRITE_BATCH):
-        batch = list(papers[start : start + WRITE_BATCH])
-        if not batch:
-            break
+    for batch in itertools.batched(papers.iterator(chunk_size=WRITE_BATCH), WRITE_BATCH):
         _, vectors, topic_vectors = _semantic_inputs([paper.pk for paper in batch], [topic.pk])
         for paper in batch:
             lexical = {}

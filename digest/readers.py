@@ -76,7 +76,8 @@ def train(subscriber_id: int) -> ReaderModel | None:
         .order_by("-updated_at", "-pk")
         .values_list("paper_id", "vote")
     )
-    vectors = semantic.paper_vectors([paper_id for paper_id, _ in votes], name) if name else {}
+    stored = semantic.paper_vectors([paper_id for paper_id, _ in votes], name) if name else {}
+    vectors = {paper_id: found.whole for paper_id, found in stored.items()}
     votes = [(paper_id, vote) for paper_id, vote in votes if paper_id in vectors]
     ups = [paper_id for paper_id, vote in votes if vote > 0]
     if name is None or len(votes) < MIN_VOTES or not ups or len(ups) == len(votes):

@@ -100,18 +100,6 @@ def embed_papers(papers: Iterable[Paper]) -> int:
     return len(todo)
 
 
-def paper_vectors(paper_ids: Iterable[int], model: str) -> dict[int, np.ndarray]:
-    """Whole-text vectors by paper id (what a reader's model learns from)."""
-    ids = list(paper_ids)
-    found = {}
-    for start in range(0, len(ids), 1000):
-        for paper_id, vector in PaperEmbedding.objects.filter(
-            paper_id__in=ids[start : start + 1000], model=model
-        ).values_list("paper_id", "vector"):
-            found[paper_id] = embeddings.from_bytes(vector)
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class PaperVectors:
     whole: np.ndarray  # (dimensions,)
@@ -124,8 +112,8 @@ class PaperVectors:
         return cls(whole, parts)
 
 
-def paper_scoring_vectors(paper_ids: Iterable[int], model: str) -> dict[int, PaperVectors]:
-    """Whole and per-sentence vectors by paper id, for scoring against topics."""
+def paper_vectors(paper_ids: Iterable[int], model: str) -> dict[int, PaperVectors]:
+    """Whole and per-sentence vectors by paper id."""
     ids = list(paper_ids)
     found = {}
     for start in range(0, len(ids), 1000):
@@ -358,25 +346,23 @@ class TopicVectors:
     def __init__(self, rows: Iterable[TopicEmbedding], dimensions: int):
         self.topic_ids: list[int] = []
         self.labels: list[list[str]] = []
-        self.center: list[float] = []
-        self.spread: list[float] = []
-        matrices, starts, offset = [], [], 0
+        centers, spreads, matrices, starts, offset = [], [], [], [], 0
         for row in rows:
             matrix = embeddings.from_bytes(row.vectors, dimensions)
             if not len(matrix):
                 continue
             self.topic_ids.append(row.topic_id)
             self.labels.append(list(row.labels))
-            self.center.append(row.center)
-            self.spread.append(row.spread)
+            centers.append(row.center)
+            spreads.append(row.spread)
             matrices.append(matrix)
             starts.append(offset)
             offset += len(matrix)
         self.starts = np.array(starts, dtype=np.intp)
         self.ends = np.append(self.starts[1:], offset).astype(np.intp)
         self.matrix = np.vstack(matrices) if matrices else np.zeros((0, dimensions), np.float32)
-        self.centers = np.array(self.center, dtype=np.float64)
-        self.spreads = np.array(self.spread, dtype=np.float64)
+        self.centers = np.array(centers, dtype=np.float64)
+        self.spreads = np.array(spreads, dtype=np.float64)
 
     @classmethod
     def load(cls, model: str, dimensions: int, topic_ids: Iterable[int] | None = None):

@@ -284,22 +284,15 @@ def interest_previews(topics: Iterable[Topic], examples: int = 3) -> list[Intere
     # A topic created moments ago is scored by a task: without its vector yet, "nothing
     # matches" would be premature.
     name = embeddings.current_name()
-    measured = set()
+    pending = set()
     if name and settings.PAPERBOY_MATCHING != "lexical":
-        measured = set(
-            TopicEmbedding.objects.filter(topic__in=topics, model=name).values_list(
+        recently = timezone.now() - PENDING_FOR
+        pending = {topic.pk for topic in topics if topic.created_at >= recently}
+        pending -= set(
+            TopicEmbedding.objects.filter(topic_id__in=pending, model=name).values_list(
                 "topic_id", flat=True
             )
         )
-    recently = timezone.now() - PENDING_FOR
-    pending = {
-        topic.pk
-        for topic in topics
-        if name
-        and settings.PAPERBOY_MATCHING != "lexical"
-        and topic.pk not in measured
-        and topic.created_at >= recently
-    }
     empty = [topic for topic in topics if not found.get(topic.pk) and topic.pk not in pending]
     nearest = _nearest_curated(empty, exclude={topic.pk for topic in topics}) if empty else {}
     return [
@@ -312,6 +305,17 @@ def interest_previews(topics: Iterable[Topic], examples: int = 3) -> list[Intere
         )
         for topic in topics
     ]
+
+
+def previews_context(topics: Iterable[Topic]) -> dict:
+    """What the confirmation page, the welcome email and the manage page show of a
+    reader's topics: ``interest_previews``, whether all are empty, and the window."""
+    previews = interest_previews(topics)
+    return {
+        "previews": previews,
+        "all_empty": bool(previews) and all(preview.empty for preview in previews),
+        "window_days": matching.RESCORE_WINDOW.days,
+    }
 
 
 def _nearest_curated(topics: list[Topic], exclude: set[int], count: int = 3) -> dict:

@@ -8,9 +8,8 @@ from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from digest.matching import RESCORE_WINDOW
 from digest.models import Topic
-from digest.topics import interest_previews
+from digest.topics import previews_context
 from subscriptions import ratelimit, services
 from subscriptions.forms import PreferencesForm, SignupForm
 from subscriptions.links import manage_url
@@ -83,13 +82,7 @@ def confirm(request, subscriber, token):
 
 
 def _previews(subscriber) -> dict:
-    """What the reader's topics match today (see digest.topics.interest_previews)."""
-    previews = interest_previews(subscriber.topics.order_by("name"))
-    return {
-        "previews": previews,
-        "all_empty": bool(previews) and all(preview.empty for preview in previews),
-        "window_days": RESCORE_WINDOW.days,
-    }
+    return previews_context(subscriber.topics.order_by("name"))
 
 
 @with_subscriber(Purpose.CONFIRM)
