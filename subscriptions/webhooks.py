@@ -27,7 +27,9 @@ from django.views.decorators.csrf import csrf_exempt
 logger = logging.getLogger(__name__)
 
 # OverflowError: a timestamp of 1e20 seconds, which datetime cannot hold.
-MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+# OSError: datetime.fromtimestamp() raises it (EOVERFLOW), not OverflowError, for a
+# timestamp past the platform's range, and anymail hands it payload numbers as they are.
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, OSError)
 # What subscriptions.deliverability.record() stores of a tracking event.
 TEXT_FIELDS = ("event_id", "recipient", "message_id", "description", "mta_response")
 

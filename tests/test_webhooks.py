@@ -771,6 +771,21 @@ def test_a_malformed_payload_is_a_client_error_and_stores_nothing(esp, name, cli
     assert_untouched(subscriber, before)
 
 
+def test_a_timestamp_past_the_platforms_range_is_a_client_error(client, post):
+    """Brevo's ts_epoch goes to datetime.fromtimestamp, which raises OSError (EOVERFLOW),
+    not OverflowError, for a value this far out (found by tests/test_properties.py)."""
+    client.raise_request_exception = False
+    subscriber = reader()
+    before = snapshot()
+    event = BREVO.event("hard_bounce", ADDRESS, BREVO.message_id(), next(_seq))
+    event["ts_epoch"] = 10**20
+
+    response = post(BREVO.url, BREVO.body(event))
+
+    assert response.status_code == 400
+    assert_untouched(subscriber, before)
+
+
 def anymail_webhook_urls() -> list[str]:
     from anymail.urls import urlpatterns
 
