@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.plugins.smtp", "tests.plugins.browser", "tests.plugins.faults"]
+pytest_plugins = [
+    "tests.plugins.smtp",
+    "tests.plugins.esp",
+    "tests.plugins.browser",
+    "tests.plugins.faults",
+]
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -118,6 +118,15 @@ class _Handler:
     message_hooks: list[Callable[[int], object]] = field(default_factory=list)
     hook_errors: list[BaseException] = field(default_factory=list)
     hook_errors_reported: int = 0
+    # Seconds each reply to MAIL FROM, RCPT TO and the end of DATA waits (``slow``).
+    reply_delay: float = 0
+
+    async def _delay(self) -> None:
+        with self.condition:
+            delay = self.reply_delay
+        if delay:
+            # The server's own latency: other sessions go on meanwhile.
+            await asyncio.sleep(delay)
 
     def _draw_drop(self, stage: Stage) -> bool:
         plan = self.drop_plans.get(stage)
@@ -134,6 +143,12 @@ class _Handler:
                     self.hook_errors.append(error)
                     self.condition.notify_all()
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        await self._delay()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         hooks, count = [], 0
         with self.condition:
@@ -149,10 +164,12 @@ class _Handler:
         if drop:
             await _hang_up(server)
         if status is not None:
+            await self._delay()
             return status
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         self._run_hooks(hooks, count)
+        await self._delay()
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
@@ -191,11 +208,13 @@ class _Handler:
                 hooks = list(self.message_hooks)
             self.condition.notify_all()
         if refusal is not None:
+            await self._delay()
             if refusal.startswith("421"):
                 # A real MTA says 421 when it is about to close the connection.
                 await _hang_up(server, refusal)
             return refusal
         self._run_hooks(hooks, count)
+        await self._delay()
         if outcome == "hang":
             # Only losing the connection (the client giving up, or the server stopping)
             # ends this wait; the other sessions carry on meanwhile.
@@ -248,6 +267,11 @@ class SMTPServer:
         with self._handler.condition:
             self._handler.refused_recipients[address.casefold()] = status
 
+    def accept_recipient(self, address: str) -> None:
+        """Take back ``refuse_recipient``: from now on ``address`` is accepted again."""
+        with self._handler.condition:
+            self._handler.refused_recipients.pop(address.casefold(), None)
+
     def transient(
         self,
         rate: float = 0.3,
@@ -276,6 +300,15 @@ class SMTPServer:
         plan = _RandomFault(_checked_rate(rate), random.Random(seed))  # noqa: S311
         with self._handler.condition:
             self._handler.drop_plans[stage] = plan
+
+    def slow(self, seconds: float) -> None:
+        """From now on, wait ``seconds`` before answering each MAIL FROM, RCPT TO and
+        end of DATA (after the ``on_rcpt``/``on_message`` callbacks), as a throttled or
+        distant relay does; 0 ends it."""
+        if seconds < 0:
+            raise ValueError(f"seconds must not be negative, got {seconds}")
+        with self._handler.condition:
+            self._handler.reply_delay = seconds
 
     def hang_after_data(self, address: str) -> None:
         """Record every message to ``address`` (ignoring case), then never answer its

@@ -1,0 +1,111 @@
+"""A real HTTP server on loopback that answers as Postmark's send API does, or not at all.
+
+Fixture ``esp_server``: see :class:`ESPServer`. anymail's Postmark backend is pointed
+at it through ``POSTMARK_API_URL``, so a test sees exactly the requests anymail makes
+and the answers it gets, over a real socket.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.utils import parseaddr
+
+import pytest
+
+HOST = "127.0.0.1"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _HTTPServer
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        esp = self.server.esp
+        with esp.condition:
+            for to in body.get("To", "").split(","):
+                esp.requests[parseaddr(to)[1].casefold()] += 1
+            esp.condition.notify_all()
+            mode = esp.mode
+        if mode == "stall":
+            # The request is in; the answer never comes (until the server stops).
+            esp.stopping.wait()
+            return
+        status = 200 if mode == "accept" else int(mode)
+        answer = {"To": body.get("To"), "ErrorCode": 0, "Message": "OK"}
+        if status == 200:
+            answer["MessageID"] = str(uuid.uuid4())
+        else:
+            answer = {"ErrorCode": 100, "Message": "Internal error"}
+        payload = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    esp: ESPServer
+
+
+class ESPServer:
+    """Postmark's ``/email`` endpoint on loopback.
+
+    ``mode``: "accept" (200 and a MessageID), "stall" (reads the request, never answers)
+    or an HTTP status such as "500". ``requests`` counts requests per recipient."""
+
+    def __init__(self, server: _HTTPServer):
+        self._server = server
+        self.url = f"http://{HOST}:{server.server_port}/"
+        self.mode = "accept"
+        self.requests: Counter[str] = Counter()
+        self.condition = threading.Condition()
+        self.stopping = threading.Event()
+
+    def requests_per_address(self) -> Counter[str]:
+        with self.condition:
+            return Counter(self.requests)
+
+    def settings(self, timeout: float = 5) -> tuple[dict, dict]:
+        """(MAILERS, ANYMAIL) that send through this server, with anymail's request
+        timeout (seconds)."""
+        mailers = {"default": {"BACKEND": "anymail.backends.postmark.EmailBackend"}}
+        anymail = {
+            "POSTMARK_SERVER_TOKEN": "test-token",
+            "POSTMARK_API_URL": self.url,
+            "REQUESTS_TIMEOUT": timeout,
+        }
+        return mailers, anymail
+
+
+@contextmanager
+def running_esp_server() -> Iterator[ESPServer]:
+    server = _HTTPServer((HOST, 0), _Handler)
+    esp = server.esp = ESPServer(server)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield esp
+    finally:
+        esp.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def esp_server(settings):
+    """An ESP on loopback, made Django's default mailer for the test."""
+    with running_esp_server() as esp:
+        settings.MAILERS, settings.ANYMAIL = esp.settings()
+        yield esp
