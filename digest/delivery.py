@@ -12,11 +12,19 @@ statements, composes a whole batch of digests in a fixed number of queries, rend
 from per-paper parts cached in the process, and writes SMTP messages as bytes
 (digest.mime). What stays per digest are the state changes that exactly-once needs.
 
+Ownership: a sending run takes the claimed digests no other live run holds
+(``take``), under its task's id, and renews their lease as it goes. Every change after that is a
+compare-and-set on the status and that token, so a run that lost a digest (its lease
+ran out, or a redelivered copy of its task took it) changes nothing of it, whatever its
+mail server answers; a digest "sending", "sent" or "unknown" never goes back.
+
 Crashes: a digest is committed as "sending" (with its ledger) only once the mail server
-holds the whole message but the dot that ends it (digest.smtp). A worker killed before
-that leaves it "claimed", and it is sent again; killed after, it stays "sending" and is
-never sent again, though it was most likely delivered. A task lost with its worker or
-with Redis is found by its lease running out (``sweep``).
+holds the whole message but the dot that ends it (digest.smtp), or, through an ESP,
+just before the request. A worker killed before that leaves it "claimed", and it is
+sent again; killed after, it stays "sending" and is never sent again, though it was
+most likely delivered. A task lost with its worker or with the broker is found by its
+lease running out (``sweep``). No transaction is open while a mail server or an ESP
+is talked to: on SQLite that would hold the one write lock for every other writer.
 """
 
 import datetime as dt
@@ -24,17 +32,21 @@ import json
 import logging
 import smtplib
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from anymail.exceptions import AnymailError, AnymailRecipientsRefused
+import requests
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core import mail
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from urllib3.exceptions import NewConnectionError
 
 from digest import emails, mime, smtp
 from digest.compose import Pick, compose, compose_many
@@ -129,11 +141,13 @@ def sweep(now: dt.datetime, queue_empty: bool) -> Sweep:
     to another only after the visibility timeout), Redis restarted without persistence,
     a crash between claiming and queuing.
 
-    A claimed digest whose lease ran out is queued again, but only when nothing waits
-    in the queue: behind a long queue a lease runs out with its task still waiting,
-    and queuing it again would only pile up work. Its lease is renewed, so that the
-    next pass leaves it to the task queued now. Sending twice is impossible either way
-    (a task sends only what it moves out of "claimed").
+    A claimed digest whose lease ran out is queued again, its owner cleared for the
+    task queued now, and its lease renewed so that the next pass leaves it to that
+    task. One a run had taken is queued again at once: that run renews its leases as
+    it goes, so it stopped. One still waiting for its first run is queued again only
+    when nothing waits in the queue: behind a long queue a lease runs out with its task
+    still waiting, and queuing it again would only pile up work. Sending twice is
+    impossible either way (a run sends only what it owns and moves out of "claimed").
 
     A digest left "sending" past its lease was handed to the mail server by a worker
     that died before it heard the answer: it is recorded as unknown, not sent again.
@@ -143,24 +157,47 @@ def sweep(now: dt.datetime, queue_empty: bool) -> Sweep:
         last_error="the worker stopped after handing it to the mail server and before "
         "the answer; it may have been delivered, so it is not sent again",
     )
+    lost = Digest.objects.filter(status=Digest.Status.CLAIMED, leased_until__lt=now)
     if not queue_empty:
-        return Sweep([], unknown)
+        lost = lost.exclude(owner="")
     with transaction.atomic():
         ids = list(
-            Digest.objects.filter(status=Digest.Status.CLAIMED, leased_until__lt=now)
-            .select_for_update(skip_locked=True)
+            lost.select_for_update(skip_locked=True)
             .order_by("pk")
             .values_list("pk", flat=True)[:SWEEP_LIMIT]
         )
-        Digest.objects.filter(pk__in=ids).update(leased_until=lease(now))
+        Digest.objects.filter(pk__in=ids).update(owner="", leased_until=lease(now))
     return Sweep(ids, unknown)
 
 
-def renew(digest_ids: list[int], now: dt.datetime, extra: float = 0) -> None:
-    """The task in hand answers for these claimed digests (``extra`` seconds more while
-    it waits to retry)."""
-    Digest.objects.filter(pk__in=digest_ids, status=Digest.Status.CLAIMED).update(
-        leased_until=lease(now, extra)
+def new_owner() -> str:
+    return uuid.uuid4().hex
+
+
+def take(digest_ids: list[int], owner: str, now: dt.datetime) -> None:
+    """Make ``owner`` the holder of those claimed digests among ``digest_ids`` that no
+    other live run holds: still waiting for their first run, held by ``owner`` already
+    (the same task redelivered after its pool process died, or retried after losing
+    its database connection), or whose run's lease ran out."""
+    Digest.objects.filter(pk__in=digest_ids, status=Digest.Status.CLAIMED).filter(
+        Q(owner="") | Q(owner=owner) | Q(leased_until__lt=now)
+    ).update(owner=owner, leased_until=lease(now))
+
+
+def renew(digest_ids: list[int], owner: str, now: dt.datetime) -> None:
+    """``owner`` still answers for its digests among ``digest_ids``."""
+    Digest.objects.filter(
+        pk__in=digest_ids,
+        owner=owner,
+        status__in=[Digest.Status.CLAIMED, Digest.Status.SENDING],
+    ).update(leased_until=lease(now))
+
+
+def hand_back(digest_ids: list[int], owner: str, now: dt.datetime, wait: float) -> None:
+    """Release ``owner``'s claimed digests among ``digest_ids`` for the retry of its
+    task, which takes them again; their lease covers the ``wait`` before it."""
+    Digest.objects.filter(pk__in=digest_ids, owner=owner, status=Digest.Status.CLAIMED).update(
+        owner="", leased_until=lease(now, wait)
     )
 
 
@@ -170,6 +207,7 @@ def batches(ids: list[int], size: int = SEND_BATCH) -> list[list[int]]:
 
 @dataclass
 class BatchResult:
+    owner: str = ""
     sent: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
@@ -197,11 +235,18 @@ def _execute(sql: str, params: list) -> int:
         return cursor.rowcount
 
 
-def _start(digest_id: int) -> bool:
-    """Move a claimed digest to "sending"; False if another task has it."""
+def _start(digest_id: int, owner: str) -> bool:
+    """Move a claimed digest that ``owner`` holds to "sending"; False if it does not."""
     moved = _execute(
-        "UPDATE {digest} SET status = %s, attempts = attempts + 1 WHERE id = %s AND status = %s",
-        [Digest.Status.SENDING, digest_id, Digest.Status.CLAIMED],
+        "UPDATE {digest} SET status = %s, attempts = attempts + 1, leased_until = %s "
+        "WHERE id = %s AND status = %s AND owner = %s",
+        [
+            Digest.Status.SENDING,
+            connection.ops.adapt_datetimefield_value(lease(timezone.now())),
+            digest_id,
+            Digest.Status.CLAIMED,
+            owner,
+        ],
     )
     return moved == 1
 
@@ -210,33 +255,50 @@ def _finish(digest: Digest, status: str, error: str = "", **fields) -> None:
     Digest.objects.filter(pk=digest.pk).update(status=status, last_error=error[:2000], **fields)
 
 
-def _sent(digest: Digest, message_id: str) -> None:
-    _execute(
-        "UPDATE {digest} SET status = %s, last_error = '', message_id = %s, sent_at = %s "
-        "WHERE id = %s",
-        [
-            Digest.Status.SENT,
-            message_id,
-            connection.ops.adapt_datetimefield_value(timezone.now()),
-            digest.pk,
-        ],
-    )
+# A digest the server accepted is "sent" even if a scheduling pass, seeing its lease
+# run out meanwhile, recorded it "unknown".
+_SENT = (
+    "UPDATE {digest} SET status = %s, last_error = '', message_id = %s, sent_at = %s "
+    "WHERE id = %s AND owner = %s AND status IN (%s, %s)"
+)
+
+
+def _sent_params(finishing: tuple[Digest, str] | None, owner: str) -> list:
+    digest, message_id = finishing if finishing is not None else (None, "")
+    return [
+        Digest.Status.SENT,
+        message_id,
+        connection.ops.adapt_datetimefield_value(timezone.now()),
+        digest.pk if digest is not None else None,
+        owner,
+        Digest.Status.SENDING,
+        Digest.Status.UNKNOWN,
+    ]
+
+
+def _sent(digest: Digest, message_id: str, owner: str) -> None:
+    _execute(_SENT, _sent_params((digest, message_id), owner))
 
 
 def _begin(
-    digest: Digest, picks: list[Pick], suppressed: bool, finishing: tuple[Digest, str] | None
+    digest: Digest,
+    picks: list[Pick],
+    suppressed: bool,
+    finishing: tuple[Digest, str] | None,
+    owner: str,
 ) -> bool | None:
     """Record the previous digest sent, take this one and record its papers in the
-    ledger: call in the transaction that commits just before the message is handed
-    over. True to send it, False when there is nothing to send (settled as skipped or
-    suppressed), None when another task has it."""
-    if finishing is not None:
-        _sent(*finishing)
-    if not _start(digest.pk):
-        return None
-    if not _settle(digest, picks, suppressed):
-        return False
-    _record(digest, picks)
+    ledger, in one transaction that commits just before the message is handed over.
+    True to send it, False when there is nothing to send (settled as skipped or
+    suppressed), None when ``owner`` does not hold it."""
+    with transaction.atomic():
+        if finishing is not None:
+            _sent(*finishing, owner)
+        if not _start(digest.pk, owner):
+            return None
+        if not _settle(digest, picks, suppressed):
+            return False
+        _record(digest, picks)
     return True
 
 
@@ -290,10 +352,10 @@ ONE_STATEMENT_VENDORS = {"postgresql"}  # data-modifying WITH; SQLite has none
 _BEGIN_AT_ONCE = """
 WITH finished AS (
     UPDATE {digest} SET status = %s, last_error = '', message_id = %s, sent_at = %s
-    WHERE id = %s
+    WHERE id = %s AND owner = %s AND status IN (%s, %s)
 ), started AS (
-    UPDATE {digest} SET status = %s, attempts = attempts + 1
-    WHERE id = %s AND status = %s
+    UPDATE {digest} SET status = %s, attempts = attempts + 1, leased_until = %s
+    WHERE id = %s AND status = %s AND owner = %s
     RETURNING id
 ), ledger AS (
     INSERT INTO {item} ({columns})
@@ -305,10 +367,11 @@ SELECT count(*) FROM started
 """
 
 
-def _begin_at_once(digest: Digest, picks: list[Pick], finishing: tuple[Digest, str] | None):
+def _begin_at_once(
+    digest: Digest, picks: list[Pick], finishing: tuple[Digest, str] | None, owner: str
+) -> bool:
     """_begin for a digest that goes out (it has picks, its subscriber is active and not
-    suppressed), in one statement. True when this task has it."""
-    previous, message_id = finishing if finishing is not None else (None, "")
+    suppressed), in one statement. True when ``owner`` holds it."""
     rows, ledger = _ledger_values(digest, picks)
     sql = _BEGIN_AT_ONCE.format(
         digest=Digest._meta.db_table,
@@ -317,13 +380,12 @@ def _begin_at_once(digest: Digest, picks: list[Pick], finishing: tuple[Digest, s
         rows=rows,
     )
     params = [
-        Digest.Status.SENT,
-        message_id,
-        connection.ops.adapt_datetimefield_value(timezone.now()),
-        previous.pk if previous is not None else None,
+        *_sent_params(finishing, owner),
         Digest.Status.SENDING,
+        connection.ops.adapt_datetimefield_value(lease(timezone.now())),
         digest.pk,
         Digest.Status.CLAIMED,
+        owner,
         *ledger,
     ]
     with connection.cursor() as cursor:
@@ -379,9 +441,15 @@ class Outbox:
         smtp.begin(self.mailer.connection, envelope_from, to, message[1])
 
     def commit(self, message) -> str:
-        """Hand the message over; the message id the ESP's webhooks will report."""
+        """Hand the message over; the message id the ESP's webhooks will report.
+        ``smtp.OutcomeUnknown`` when it may have been delivered without a word back."""
         if not self.raw:
-            self.mailer.send_messages([message])
+            try:
+                self.mailer.send_messages([message])
+            except AnymailAPIError as exc:
+                if _may_have_reached_esp(exc):
+                    raise smtp.OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
+                raise
             return _message_id(message)
         self.in_data = False
         smtp.commit(self.mailer.connection)
@@ -397,8 +465,28 @@ class Outbox:
         self.mailer.close()
 
 
-def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchResult:
-    """Send the claimed digests among ``digest_ids`` over one connection.
+def _may_have_reached_esp(exc: AnymailAPIError) -> bool:
+    """Whether the ESP may have accepted a message its API call failed for: it answered
+    5xx, or the request went out and no answer came (a read timeout, a connection
+    dropped mid-way). Only a refusal (4xx, 429 included) or an error before the request
+    left (no connection, DNS, the TLS handshake) means it was not sent."""
+    if exc.status_code is not None:
+        return exc.status_code >= 500
+    cause = exc.__cause__
+    if isinstance(cause, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return False
+    if isinstance(cause, requests.exceptions.ConnectionError):
+        # urllib3's MaxRetryError, whose reason says where it failed.
+        reason = getattr(cause.args[0], "reason", None) if cause.args else None
+        return not isinstance(reason, NewConnectionError)
+    return isinstance(cause, requests.RequestException)
+
+
+def send_batch(
+    digest_ids: list[int], now: dt.datetime | None = None, owner: str | None = None
+) -> BatchResult:
+    """Send the claimed digests among ``digest_ids`` that this run (``owner``, a new
+    one unless given) can take, over one connection.
 
     Composition is done for the whole batch up front; then one digest at a time goes
     from claimed to sending to its outcome. An error before the message was handed
@@ -406,11 +494,13 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
     "claimed" for the retry. No answer after it was handed over leaves it "unknown".
     """
     now = now or timezone.now()
-    renew(digest_ids, now)
-    result = BatchResult()
+    result = BatchResult(owner=owner or new_owner())
+    take(digest_ids, result.owner, now)
     with result.timing("compose"):
         digests = list(
-            Digest.objects.filter(pk__in=digest_ids, status=Digest.Status.CLAIMED)
+            Digest.objects.filter(
+                pk__in=digest_ids, status=Digest.Status.CLAIMED, owner=result.owner
+            )
             .select_related("subscriber")
             .order_by("pk")
         )
@@ -418,47 +508,48 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
         suppressed = suppressed_among([subscriber.email for subscriber in subscribers])
         composed = compose_many(subscribers, until=now, exclude=[d.pk for d in digests])
     outbox = Outbox()
+    # Renewed well before the lease runs out, however slow the mail server.
+    renew_every = settings.PAPERBOY_CLAIM_LEASE / 3
+    renewed = time.monotonic()
     # A digest that went out is recorded "sent" in the same commit that starts the
     # next one: one commit per digest, not two. Until then it is "sending", which is
     # already durable and never sent again.
     pending: tuple[Digest, str] | None = None
     try:
-        for digest in digests:
-            picks = composed[digest.subscriber_id]
-            blocked = digest.subscriber.email.lower() in suppressed
+        for index, digest in enumerate(digests):
+            if time.monotonic() - renewed > renew_every:
+                renew([d.pk for d in digests[index:]], result.owner, timezone.now())
+                renewed = time.monotonic()
             finishing, pending = pending, None
+            started = False
             try:
+                picks = composed[digest.subscriber_id]
+                blocked = digest.subscriber.email.lower() in suppressed
                 message = None
                 if picks and not blocked and digest.subscriber.status == Subscriber.Status.ACTIVE:
                     with result.timing("render"):
                         rendered = emails.render_digest(digest, picks)
                     with result.timing("build"):
                         message = outbox.build(digest, rendered)
-                if message is not None and connection.vendor in ONE_STATEMENT_VENDORS:
-                    # The message first, all but its dot; then the one statement that
-                    # records it going out, committed before the dot as below.
+                    # The message first, all but its final dot, and outside any
+                    # transaction; then the record of it going out, committed before
+                    # the dot.
                     with result.timing("send"):
                         outbox.begin(digest, message)
-                    with result.timing("record"):
-                        go = _begin_at_once(digest, picks, finishing) or None
-                    if go is None:
-                        outbox.close()  # mid-DATA: the server discards what it has
-                else:
-                    started = time.perf_counter()
-                    with transaction.atomic():
-                        go = _begin(digest, picks, blocked, finishing)
-                        if go:
-                            handing = time.perf_counter()
-                            outbox.begin(digest, message)
-                            result.seconds["send"] += time.perf_counter() - handing
-                            started += time.perf_counter() - handing
-                    result.seconds["record"] += time.perf_counter() - started
+                with result.timing("record"):
+                    if message is not None and connection.vendor in ONE_STATEMENT_VENDORS:
+                        go = _begin_at_once(digest, picks, finishing, result.owner) or None
+                    else:
+                        go = _begin(digest, picks, blocked, finishing, result.owner)
                 finishing = None  # committed with it
                 if go is None:
+                    if message is not None:
+                        outbox.close()  # mid-DATA: the server discards what it has
                     continue
                 if not go:
                     result.skipped.append(digest.pk)
                     continue
+                started = True
                 with result.timing("send"):
                     message_id = outbox.commit(message)
             except smtp.OutcomeUnknown as exc:
@@ -471,8 +562,8 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
                     # delivered just before is recorded "sent", not left "sending".
                     connection.close()
                 if finishing is not None:
-                    _sent(*finishing)  # rolled back with this digest's failure
-                _failed(digest, exc, result)
+                    _sent(*finishing, result.owner)  # rolled back with this one's failure
+                _failed(digest, exc, result, started)
                 # smtplib drops the connection on some errors (a 421, say); the next
                 # message then opens a new one instead of failing on a dead socket.
                 outbox.close()
@@ -481,7 +572,7 @@ def send_batch(digest_ids: list[int], now: dt.datetime | None = None) -> BatchRe
                 result.sent.append(digest.pk)
     finally:
         if pending is not None:
-            _sent(*pending)
+            _sent(*pending, result.owner)
         outbox.close()
     log.info(
         "sent batch: %d digests (%d sent, %d skipped, %d failed, %d to retry, %d unknown) "
@@ -510,35 +601,51 @@ def _unknown(digest: Digest, exc: Exception, result: BatchResult) -> None:
     it is not sent again and its papers stay in the ledger. Sending it again would risk
     a duplicate in every such case to save a rare lost digest."""
     error = f"{type(exc).__name__}: {exc}"
-    _finish(digest, Digest.Status.UNKNOWN, f"{error}; it may have been delivered, not resent")
+    Digest.objects.filter(pk=digest.pk, owner=result.owner, status=Digest.Status.SENDING).update(
+        status=Digest.Status.UNKNOWN,
+        last_error=f"{error}; it may have been delivered, not resent"[:2000],
+    )
     result.unknown.append(digest.pk)
     log.warning(
         "digest %s to subscriber %s: outcome unknown: %s", digest.pk, digest.subscriber_id, error
     )
 
 
-def _failed(digest: Digest, exc: Exception, result: BatchResult) -> None:
+def _failed(digest: Digest, exc: Exception, result: BatchResult, started: bool) -> None:
+    """Nothing went out: back to "claimed" for the retry (mail trouble worth waiting
+    out, or our own, say the database was busy), or "failed". Only while this run
+    still holds the digest in the state it left it in (``started``: "sending"), and
+    its ledger goes with it: another run may have sent it meanwhile."""
     error = f"{type(exc).__name__}: {exc}"
     result.last_error = error
-    if emails.is_transient(exc) or not isinstance(exc, smtplib.SMTPException | AnymailError):
-        # Mail trouble worth waiting out, or our own (say, the database was busy while
-        # composing): either way nothing went out, so the digest is tried again.
-        DigestItem.objects.filter(digest=digest).delete()
-        _finish(digest, Digest.Status.CLAIMED, error)
+    retry = emails.is_transient(exc) or not isinstance(exc, smtplib.SMTPException | AnymailError)
+    with transaction.atomic():
+        moved = Digest.objects.filter(
+            pk=digest.pk,
+            owner=result.owner,
+            status=Digest.Status.SENDING if started else Digest.Status.CLAIMED,
+        ).update(
+            status=Digest.Status.CLAIMED if retry else Digest.Status.FAILED,
+            last_error=error[:2000],
+        )
+        if moved and started:
+            DigestItem.objects.filter(digest=digest).delete()
+    if not moved:
+        log.info("digest %s: %s, but another run has it now", digest.pk, error)
+        return
+    if retry:
         result.retry.append(digest.pk)
         return
-    DigestItem.objects.filter(digest=digest).delete()
-    _finish(digest, Digest.Status.FAILED, error)
     result.failed.append(digest.pk)
     if _permanent_recipient_failure(exc):
         suppress(digest.subscriber.email, Suppression.Reason.REFUSED, detail=error)
     log.warning("digest %s to subscriber %s failed: %s", digest.pk, digest.subscriber_id, error)
 
 
-def give_up(digest_ids: list[int], error: str) -> None:
-    """After the last retry: failed, so that no later pass picks them up again."""
-    DigestItem.objects.filter(digest__in=digest_ids).delete()
-    Digest.objects.filter(pk__in=digest_ids, status=Digest.Status.CLAIMED).update(
+def give_up(digest_ids: list[int], owner: str, error: str) -> None:
+    """After the last retry: failed, so that no later pass picks them up again. A
+    claimed digest has no ledger rows: they are written only as it goes out."""
+    Digest.objects.filter(pk__in=digest_ids, owner=owner, status=Digest.Status.CLAIMED).update(
         status=Digest.Status.FAILED, last_error=f"gave up after retries: {error}"[:2000]
     )
 

@@ -272,6 +272,11 @@ class Digest(models.Model):
     # Until when the task that has this digest answers for it; a claimed digest whose
     # lease ran out was lost with its task and is queued again (digest.delivery.sweep).
     leased_until = models.DateTimeField(null=True, blank=True)
+    # The sending run that holds it now (its task's id; "" while it waits in the queue):
+    # every change after the claim is conditional on it and on the status, so a run
+    # that lost the digest (its lease ran out and another task took it) changes nothing
+    # of it, whatever its mail server answers.
+    owner = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     # What the ESP reports back through its webhook, where it does.
     delivered_at = models.DateTimeField(null=True, blank=True)

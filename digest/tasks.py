@@ -136,8 +136,12 @@ def _nothing_queued() -> bool:
 @shared_task(bind=True, name="digest.send_digests")
 def send_digests(self, digest_ids: list[int]) -> dict[str, int]:
     retries = settings.PAPERBOY_SEND_RETRIES
+    # The run's token is the task's id (digest.delivery): a copy redelivered after its
+    # pool process died, and the task's retries, take its digests back at once; a task
+    # queued again by the scheduling pass is another run.
+    owner = self.request.id or delivery.new_owner()
     try:
-        result = delivery.send_batch(digest_ids)
+        result = delivery.send_batch(digest_ids, owner=owner)
     except DatabaseError as exc:
         # The connection was lost mid-batch (a restart, a failover, a killed backend).
         # What went out is recorded "sent" or still "sending", so the same batch is
@@ -145,11 +149,11 @@ def send_digests(self, digest_ids: list[int]) -> dict[str, int]:
         countdown = emails.backoff(self.request.retries)
         raise self.retry(countdown=countdown, exc=exc, max_retries=retries) from exc
     if result.retry and self.request.retries >= retries:
-        delivery.give_up(result.retry, result.last_error)
+        delivery.give_up(result.retry, result.owner, result.last_error)
     elif result.retry:
         # Only the digests that failed transiently: the others went out already.
         countdown = emails.backoff(self.request.retries)
-        delivery.renew(result.retry, timezone.now(), extra=countdown)
+        delivery.hand_back(result.retry, result.owner, timezone.now(), countdown)
         raise self.retry(
             args=[result.retry],
             countdown=countdown,

@@ -128,10 +128,27 @@ class TestClaiming:
         SubscriberFactory(next_due_at=at(2026, 11, 28, 8))
         [digest_id] = delivery.claim_due(at(2026, 11, 28, 8))
 
-        delivery.renew([digest_id], at(2026, 11, 28, 8, 5), extra=1800)
+        delivery.take([digest_id], "run-1", at(2026, 11, 28, 8, 1))
+        delivery.hand_back([digest_id], "run-1", at(2026, 11, 28, 8, 5), wait=1800)
 
         assert delivery.sweep(at(2026, 11, 28, 8, 44), queue_empty=True).requeue == []
         assert delivery.sweep(at(2026, 11, 28, 8, 46), queue_empty=True).requeue == [digest_id]
+
+    def test_a_digest_whose_run_stopped_renewing_is_queued_again_behind_a_queue(self, settings):
+        """A run renews its leases as it goes: one that ran out means the run is gone
+        (a worker killed outright; on the filesystem broker its task is gone with it),
+        whatever waits in the queue."""
+        settings.PAPERBOY_CLAIM_LEASE = 600
+        SubscriberFactory(next_due_at=at(2026, 11, 28, 8))
+        [digest_id] = delivery.claim_due(at(2026, 11, 28, 8))
+        delivery.take([digest_id], "run-1", at(2026, 11, 28, 8, 1))
+
+        assert delivery.sweep(at(2026, 11, 28, 8, 10), queue_empty=False).requeue == []
+        assert delivery.sweep(at(2026, 11, 28, 8, 12), queue_empty=False).requeue == [digest_id]
+        # Free for the task queued now; the run that stopped holds it no more.
+        assert Digest.objects.get().owner == ""
+        delivery.take([digest_id], "run-2", at(2026, 11, 28, 8, 13))
+        assert Digest.objects.get().owner == "run-2"
 
     def test_a_digest_left_sending_past_its_lease_is_unknown_and_never_queued(self, settings):
         settings.PAPERBOY_CLAIM_LEASE = 600
