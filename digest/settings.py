@@ -156,6 +156,10 @@ else:
         "control_folder": str(_broker_dirs["control"]),
         "processed_folder": str(_broker_dirs["processed"]),
         "store_processed": False,
+        # Each worker takes its next task only at the next look at the folder (one a
+        # second by default): behind a beat tick a second it never caught up, so the
+        # queue never emptied and lost digests were never looked for.
+        "polling_interval": 0.1,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -192,10 +196,11 @@ PAPERBOY_FEED_URLS = env.http_urls("PAPERBOY_FEED_URLS")
 PAPERBOY_FETCH_TIMEOUT = env.int("PAPERBOY_FETCH_TIMEOUT", 30, min_value=1)
 PAPERBOY_MAX_IMPORT_BYTES = env.int("PAPERBOY_MAX_IMPORT_BYTES", 20_000_000, min_value=1)
 
-# How long a sending task answers for its digests (seconds). A claimed digest whose
-# lease ran out while nothing waits in the queue was lost with its task (a worker killed
-# outright, Redis restarted without persistence) and the next scheduling pass queues it
-# again; one left "sending" is recorded as unknown. Longer than a batch takes.
+# How long a sending run answers for its digests (seconds); it renews the lease every
+# third of it as the batch goes, so this must outlast one message, not a batch. A digest
+# whose run stopped renewing (a worker killed outright), or one that waited for its first
+# run past the lease while nothing waits in the queue (the broker lost it), is queued
+# again by the next scheduling pass; one left "sending" is recorded as unknown.
 PAPERBOY_CLAIM_LEASE = env.int("PAPERBOY_CLAIM_LEASE", 600, min_value=1)
 # The first retry of a failed send waits up to this many seconds, doubling each time
 # (full jitter, at most an hour).
