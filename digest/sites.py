@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+DASHBOARD_PERMISSIONS = ("subscriptions.view_subscriber", "digest.view_digest")
+
 
 class PaperboyAdminSite(admin.AdminSite):
     site_header = "Paperboy"
@@ -10,5 +12,8 @@ class PaperboyAdminSite(admin.AdminSite):
         # Imported here: this module is loaded while the app registry is being built.
         from digest import dashboard
 
-        context = {"dashboard": dashboard.figures(), **(extra_context or {})}
+        context = dict(extra_context or {})
+        # The figures count subscribers and deliveries: only for those who may see them.
+        if request.user.has_perms(DASHBOARD_PERMISSIONS):
+            context["dashboard"] = dashboard.figures()
         return super().index(request, context)

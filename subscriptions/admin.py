@@ -376,7 +376,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             button="Lift",
         )
 
-    @admin.action(description="Export the selected subscribers as CSV")
+    @admin.action(description="Export the selected subscribers as CSV", permissions=["view"])
     def export_csv(self, request, queryset):
         response = StreamingHttpResponse(
             export_lines(queryset), content_type="text/csv; charset=utf-8"

@@ -3,7 +3,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.http import HttpResponse
@@ -133,6 +133,10 @@ class DigestAdmin(admin.ModelAdmin):
 
     def email_view(self, request, pk):
         """The digest as the subscriber got it, rebuilt from the ledger."""
+        # It holds the subscriber's manage and unsubscribe links: control of the
+        # subscription, for those who may see digests only.
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         digest = get_object_or_404(Digest.objects.select_related("subscriber"), pk=pk)
         rendered = emails.render_sent_digest(digest)
         if rendered is None:

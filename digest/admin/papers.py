@@ -251,7 +251,7 @@ class PaperAdmin(admin.ModelAdmin):
             apply=apply,
         )
 
-    @admin.action(description="Feature the selected papers…")
+    @admin.action(description="Feature the selected papers…", permissions=["change"])
     def feature(self, request, queryset):
         return self._update(
             request,
@@ -263,7 +263,7 @@ class PaperAdmin(admin.ModelAdmin):
             featured=True,
         )
 
-    @admin.action(description="Stop featuring the selected papers…")
+    @admin.action(description="Stop featuring the selected papers…", permissions=["change"])
     def unfeature(self, request, queryset):
         return self._update(
             request,
@@ -275,7 +275,7 @@ class PaperAdmin(admin.ModelAdmin):
             featured=False,
         )
 
-    @admin.action(description="Hide the selected papers…")
+    @admin.action(description="Hide the selected papers…", permissions=["change"])
     def hide(self, request, queryset):
         return self._update(
             request,
@@ -287,7 +287,7 @@ class PaperAdmin(admin.ModelAdmin):
             hidden=True,
         )
 
-    @admin.action(description="Unhide the selected papers…")
+    @admin.action(description="Unhide the selected papers…", permissions=["change"])
     def unhide(self, request, queryset):
         return self._update(
             request,
@@ -299,7 +299,9 @@ class PaperAdmin(admin.ModelAdmin):
             hidden=False,
         )
 
-    @admin.action(description="Rescore the selected papers against every topic…")
+    @admin.action(
+        description="Rescore the selected papers against every topic…", permissions=["change"]
+    )
     def rescore(self, request, queryset):
         def apply(selected):
             papers = list(selected.only("pk", "title", "abstract"))
@@ -393,7 +395,9 @@ class TopicAdmin(admin.ModelAdmin):
         )
         return format_html('<a href="{}">{}</a>', url, topic.recent_match_count)
 
-    @admin.action(description="Promote the selected interests to curated topics…")
+    @admin.action(
+        description="Promote the selected interests to curated topics…", permissions=["change"]
+    )
     def promote(self, request, queryset):
         interests = queryset.interests()
         if not interests.exists():
@@ -412,7 +416,8 @@ class TopicAdmin(admin.ModelAdmin):
             apply=lambda selected: f"Promoted {_plural(promote_to_curated(selected), 'topic')}.",
         )
 
-    @admin.action(description="Merge the selected topics…")
+    # A merge deletes the topics merged into the first.
+    @admin.action(description="Merge the selected topics…", permissions=["change", "delete"])
     def merge(self, request, queryset):
         selected = list(queryset.order_by("pk").values_list("pk", flat=True)[: MERGE_LIMIT + 1])
         if not 2 <= len(selected) <= MERGE_LIMIT:
