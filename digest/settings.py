@@ -26,6 +26,10 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY: must be set when DEBUG is off (production)")
     # Only good for a developer's machine; DEBUG=false refuses to start without one.
     SECRET_KEY = "paperboy-insecure-development-key"  # noqa: S105
+# Earlier keys, comma-separated, newest first: after a rotation the links already in
+# inboxes (manage, unsubscribe, List-Unsubscribe) keep working; drop a key once its
+# links may have expired. Keys cannot contain commas.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 SITE_URL = env.http_url("SITE_URL", "http://127.0.0.1:8000")

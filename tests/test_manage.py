@@ -243,6 +243,27 @@ def test_manage_and_unsubscribe_links_keep_working_for_years(client, subscriber)
         assert client.get(unsubscribe_url).status_code == 200
 
 
+def test_links_signed_before_a_key_rotation_keep_working_with_the_old_key_as_fallback(
+    client, subscriber, settings
+):
+    settings.SECRET_KEY = "the-key-links-in-inboxes-were-signed-with"
+    manage_url = url("manage", subscriber)
+    https = list_unsubscribe_headers(subscriber)["List-Unsubscribe"].split(",")[0].strip("<>")
+    one_click = https.removeprefix(settings.SITE_URL)
+
+    settings.SECRET_KEY = "the-new-key"
+    assert client.get(manage_url).status_code == 404  # without the old key: refused
+    settings.SECRET_KEY_FALLBACKS = ["the-key-links-in-inboxes-were-signed-with"]
+
+    assert client.get(manage_url).status_code == 200
+    response = Client(enforce_csrf_checks=True).post(
+        one_click, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+
+
 def test_list_unsubscribe_headers_offer_https_mailto_and_one_click(subscriber, settings):
     settings.SITE_URL = "https://papers.example"
     settings.PAPERBOY_UNSUBSCRIBE_MAILTO = "unsubscribe@papers.example"

@@ -260,8 +260,11 @@ def test_the_outbox_writes_one_eml_file_per_message(tmp_path, settings):
     assert html.get_content().strip() == "<p>HTML body</p>"
 
 
-def run_settings(**overrides):
-    """Import the settings module in a fresh interpreter with only these variables."""
+def run_settings(
+    show="s.DEBUG, s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL", **overrides
+):
+    """Import the settings module in a fresh interpreter with only these variables, and
+    print ``show``."""
     environ = {
         "PATH": os.environ["PATH"],
         "PAPERBOY_VAR_DIR": os.environ.get("PAPERBOY_VAR_DIR", str(ROOT / "var")),
@@ -271,8 +274,7 @@ def run_settings(**overrides):
         [
             sys.executable,
             "-c",
-            "import digest.settings as s; "
-            "print(s.DEBUG, s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)",
+            f"import digest.settings as s; print({show})",
         ],
         cwd=ROOT,
         env=environ,
@@ -319,3 +321,10 @@ def test_a_malformed_variable_stops_start_up_naming_it():
     result = run_settings(EMAIL_URL="smtp://mail:twentyfive")
     assert result.returncode != 0
     assert "EMAIL_URL: the port is not a number" in result.stderr
+
+
+def test_earlier_secret_keys_come_from_the_environment():
+    result = run_settings(show="s.SECRET_KEY_FALLBACKS", SECRET_KEY_FALLBACKS="old-key, older-key")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['old-key', 'older-key']"
