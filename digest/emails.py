@@ -110,10 +110,18 @@ def _css() -> str:
 
 @lru_cache(maxsize=4096)
 def _paper_parts(
-    title: str, url: str, authors: tuple[str, ...], abstract: str, upvotes: int, featured: bool
+    title: str,
+    url: str,
+    authors: tuple[str, ...],
+    abstract: str,
+    upvotes: int,
+    featured: bool,
+    web: bool = False,
 ) -> tuple[str, str]:
-    """One paper's block, HTML (styles inlined) and text, with the reader's slots."""
+    """One paper's block, HTML (styles inlined) and text, with the reader's slots;
+    ``web``: without the votes, for the page anyone with its address may see."""
     context = {
+        "web": web,
         "paper": {
             "title": title,
             "url": url,
@@ -135,10 +143,12 @@ def _paper_parts(
 
 @lru_cache(maxsize=1024)
 def _frame_parts(
-    date: dt.date, weekly: bool, count: int, first_title: str, site_url: str
+    date: dt.date, weekly: bool, count: int, first_title: str, site_url: str, web: bool = False
 ) -> tuple[str, str, str]:
-    """Subject, and the HTML and text around the papers, with the reader's slots."""
+    """Subject, and the HTML and text around the papers, with the reader's slots;
+    ``web``: without the manage and unsubscribe links."""
     context = {
+        "web": web,
         "date": date,
         "weekly": weekly,
         "count": count,
@@ -155,9 +165,13 @@ def _frame_parts(
     return subject, render_to_string("emails/digest-body.txt", context), html
 
 
-def render_digest(digest, picks, reasons: list[str] | None = None) -> tuple[str, str, str]:
+def render_digest(
+    digest, picks, reasons: list[str] | None = None, *, web: bool = False
+) -> tuple[str, str, str]:
     """Subject, text and HTML of a digest. ``reasons`` replaces each pick's reason,
-    for a digest shown again from its ledger.
+    for a digest shown again from its ledger. ``web``: the HTML for the view-in-browser
+    page, without the links that act for the reader (votes, manage, unsubscribe): its
+    address gets shared.
 
     Each paper's block and the frame around them are rendered and inlined once per
     process (the cache keys are what they show), so a message costs the signing of
@@ -175,6 +189,7 @@ def render_digest(digest, picks, reasons: list[str] | None = None) -> tuple[str,
             paper.abstract,
             paper.upvotes,
             paper.featured,
+            web,
         )
         up = digest_links.feedback_url(subscriber, paper, 1)
         down = digest_links.feedback_url(subscriber, paper, -1)
@@ -187,6 +202,7 @@ def render_digest(digest, picks, reasons: list[str] | None = None) -> tuple[str,
         len(picks),
         picks[0].paper.title if picks else "",
         settings.SITE_URL,
+        web,
     )
     links_ = {
         "view": digest_links.view_url(digest),
@@ -199,14 +215,14 @@ def render_digest(digest, picks, reasons: list[str] | None = None) -> tuple[str,
     return subject, text, html
 
 
-def render_sent_digest(digest) -> tuple[str, str, str] | None:
+def render_sent_digest(digest, *, web: bool = False) -> tuple[str, str, str] | None:
     """A digest as it was mailed: the papers and reasons it was sent with, from the
     ledger, not recomposed today. None when it carried no papers (skipped, failed)."""
     items = list(digest.items.select_related("paper"))
     if not items:
         return None
     picks = [Pick(paper=item.paper, relevance=item.score) for item in items]
-    return render_digest(digest, picks, reasons=[item.reason for item in items])
+    return render_digest(digest, picks, reasons=[item.reason for item in items], web=web)
 
 
 def digest_headers(subscriber) -> dict[str, str]:

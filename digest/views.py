@@ -3,6 +3,7 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
 
 from digest import emails, links
 from digest.compose import record_feedback
@@ -42,8 +43,11 @@ def _bad_link(request):
     return render(request, "subscriptions/bad_link.html", {"expired": False}, status=404)
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def feedback(request, token):
-    """👍/👎 from a digest: recorded on GET (one click from the mail), idempotent."""
+    """👍/👎 from a digest. A GET only shows the vote chosen and one button: link
+    scanners (Safe Links, corporate gateways, some webmail) open every link in a mail,
+    and would cast both votes for every paper. The button's POST records it, idempotent."""
     data = links.read(token, links.FEEDBACK_SALT)
     if data is None or data.get("v") not in (1, -1):
         return _bad_link(request)
@@ -51,8 +55,11 @@ def feedback(request, token):
     paper = Paper.objects.filter(pk=data.get("p")).first() if subscriber else None
     if paper is None:
         return _bad_link(request)
-    record_feedback(subscriber, paper, data["v"])
-    return render(request, "digest/feedback.html", {"paper": paper, "vote": data["v"]})
+    recorded = request.method == "POST"
+    if recorded:
+        record_feedback(subscriber, paper, data["v"])
+    context = {"paper": paper, "vote": data["v"], "recorded": recorded}
+    return render(request, "digest/feedback.html", context)
 
 
 def view_digest(request, token):
@@ -65,7 +72,9 @@ def view_digest(request, token):
             .filter(pk=data.get("d"), subscriber__key=data.get("s"))
             .first()
         )
-    rendered = emails.render_sent_digest(digest) if digest is not None else None
+    # Without the manage, unsubscribe and vote links: anyone this page's address is
+    # shared with would get control of the subscription.
+    rendered = emails.render_sent_digest(digest, web=True) if digest is not None else None
     if rendered is None:
         return _bad_link(request)
     response = HttpResponse(rendered[2])

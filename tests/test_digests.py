@@ -286,8 +286,8 @@ class TestOverSMTP:
         assert https in links or https.replace("&", "&amp;") in html
 
         up = next(link for link in ours if "/feedback/" in link)
-        client.get(urlsplit(up).path)
-        client.get(urlsplit(up).path)
+        client.post(urlsplit(up).path)
+        client.post(urlsplit(up).path)
         assert Feedback.objects.get().topic_ids == [topic.pk]
 
     def test_a_421_is_retried_without_resending_what_went_out(
@@ -349,12 +349,56 @@ class TestFeedbackAndViewLinks:
         up = urlsplit(feedback_url(subscriber, paper, 1)).path
         down = urlsplit(feedback_url(subscriber, paper, -1)).path
 
-        first, again = client.get(up), client.get(up)
+        first, again = client.post(up), client.post(up)
         assert (first.status_code, again.status_code) == (200, 200)
         assert b"Thanks for the feedback" in first.content
         assert Feedback.objects.get().vote == 1
-        client.get(down)
+        client.post(down)
         assert Feedback.objects.get().vote == -1
+
+    def test_a_link_scanner_opening_both_votes_casts_none(self, reader, client):
+        """Safe Links and mail gateways fetch every link of a mail, HEAD or GET: the
+        reader's vote takes one more click, a button that POSTs."""
+        from digest.links import feedback_url
+
+        subscriber, _ = reader
+        paper = PaperFactory(title="Scanned paper")
+        up = urlsplit(feedback_url(subscriber, paper, 1)).path
+        down = urlsplit(feedback_url(subscriber, paper, -1)).path
+
+        pages = [client.get(up), client.head(up), client.get(down), client.head(down)]
+
+        assert [page.status_code for page in pages] == [200] * 4
+        assert not Feedback.objects.exists()
+        page = pages[0].content.decode()
+        assert "More papers like this?" in page and "Scanned paper" in page
+        assert '<form method="post">' in page and "Yes, more like this" in page
+        assert client.post(up).status_code == 200
+        assert Feedback.objects.get().vote == 1
+
+    def test_the_page_in_the_browser_hands_out_no_control_of_the_subscription(
+        self, reader, smtp_mailer
+    ):
+        """Its address gets shared (it is a link to a web page): no manage, unsubscribe
+        or vote links on it, though the email has them all."""
+        from django.test import Client
+
+        _, topic = reader
+        new_paper(topic, title="Shared with a colleague")
+        send_due()
+        [message] = smtp_mailer.wait_for(1)
+        html = message.parsed.get_body(("html",)).get_content()
+        view = next(link for link in re.findall(r'href="([^"]+)"', html) if "/digests/" in link)
+        controls = ("/manage/", "/unsubscribe/", "/feedback/")
+        assert all(control in html for control in controls)
+
+        page = Client().get(urlsplit(view).path)
+
+        assert page.status_code == 200
+        shown = page.content.decode()
+        assert "Shared with a colleague" in shown
+        for control in (*controls, "/digests/"):
+            assert control not in shown, control
 
     def test_forged_feedback_and_view_links_are_refused(self, reader, client):
         from django.core import signing

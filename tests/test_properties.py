@@ -653,6 +653,10 @@ class Properties(TestCase):
             self.assertEqual(diff.summary(), {})
             return
         self.assertEqual(response.status_code, 200)
+        if method != "POST":
+            # Link scanners GET and HEAD every link of a mail: only the button votes.
+            self.assertEqual(diff.summary(), {})
+            return
         vote = links.read(token, links.FEEDBACK_SALT)
         self.assertEqual(set(diff.summary()), {"Feedback"})
         [row] = Feedback.objects.filter(pk__in=diff.created(Feedback) | diff.updated(Feedback))

@@ -101,6 +101,7 @@ ENDPOINTS = [
     Endpoint("subscriptions:unsubscribe", "get", "unsubscribe", "active", 200),
     Endpoint("subscriptions:unsubscribe", "post", "unsubscribe", "active", 200),
     Endpoint("digest:feedback", "get", "feedback", "active", 200),
+    Endpoint("digest:feedback", "post", "feedback", "active", 200),
     Endpoint("digest:view", "get", "view", "active", 200),
 ]
 CHANGES_STATE = {
@@ -110,7 +111,7 @@ CHANGES_STATE = {
     "POST subscriptions:resume",
     "POST subscriptions:delete",
     "POST subscriptions:unsubscribe",
-    "GET digest:feedback",
+    "POST digest:feedback",
 }
 
 
@@ -346,7 +347,7 @@ def test_one_subscribers_link_never_reaches_another(client, eve):
     # Eve's own links act on Eve alone, whatever Ada's state.
     client.post(reverse("subscriptions:unsubscribe", args=[eve_tokens["unsubscribe"]]))
     client.post(reverse("subscriptions:manage", args=[eve_tokens["manage"]]), preferences())
-    client.get(reverse("digest:feedback", args=[eve_tokens["feedback"]]))
+    client.post(reverse("digest:feedback", args=[eve_tokens["feedback"]]))
 
     ada.refresh_from_db()
     eve.refresh_from_db()
