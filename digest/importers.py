@@ -6,13 +6,10 @@ the import itself is one transaction: a source is imported whole or not at all.
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import logging
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -26,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from digest import fetch
 from digest.matching import embed_and_rescore, score_papers
 from digest.models import ImportRun, Paper, PaperEmbedding
 from digest.text import clean_line, normalise_key
@@ -128,15 +126,10 @@ def read_source(source: str) -> bytes:
     """The bytes of a file path or an http(s) URL, refusing oversized sources."""
     limit = settings.PAPERBOY_MAX_IMPORT_BYTES
     if urlsplit(source).scheme in {"http", "https"}:
-        # The scheme was checked above, so no file:// or custom opener is reachable.
-        headers = {"User-Agent": "Paperboy paper importer"}
-        request = urllib.request.Request(source, headers=headers)  # noqa: S310
         try:
-            timeout = settings.PAPERBOY_FETCH_TIMEOUT
-            with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-                data = resp.read(limit + 1)
-        except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
-            raise ImportFailed(f"could not fetch {source}: {exc}") from exc
+            data = fetch.fetch(source, limit)
+        except fetch.FetchFailed as exc:
+            raise ImportFailed(str(exc)) from None
     else:
         path = Path(source)
         try:

@@ -197,7 +197,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 2 * 3600
 # Feeds fetched by the "Import paper feeds" periodic task (edit its schedule in
 # the admin). Each URL is a trending page, HF daily-papers JSON or arXiv Atom.
 PAPERBOY_FEED_URLS = env.http_urls("PAPERBOY_FEED_URLS")
+# Seconds for a whole fetch, redirects included (digest.fetch).
 PAPERBOY_FETCH_TIMEOUT = env.int("PAPERBOY_FETCH_TIMEOUT", 30, min_value=1)
+# Host names and networks (CIDR) a feed may be fetched from though they are not public
+# addresses: a feed on the intranet. Nothing else private is ever fetched.
+PAPERBOY_FETCH_ALLOW = env.list("PAPERBOY_FETCH_ALLOW")
 PAPERBOY_MAX_IMPORT_BYTES = env.int("PAPERBOY_MAX_IMPORT_BYTES", 20_000_000, min_value=1)
 
 # How long a sending run answers for its digests (seconds); it renews the lease every

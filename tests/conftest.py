@@ -27,8 +27,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def feed_server(tmp_path):
-    """A real HTTP server on loopback serving a folder; yields (folder, base URL)."""
+def feed_server(tmp_path, settings):
+    """A real HTTP server on loopback serving a folder; yields (folder, base URL).
+    Loopback is allowed as a feed host for the test (digest.fetch refuses it otherwise)."""
+    settings.PAPERBOY_FETCH_ALLOW = ["127.0.0.1"]
     handler = functools.partial(_QuietHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

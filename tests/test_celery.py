@@ -24,6 +24,7 @@ def test_a_worker_consumes_the_import_task_from_the_real_broker(feed_server, sam
         {
             "DATABASE_URL": database_url(connection.settings_dict),
             "PAPERBOY_FEED_URLS": f"{base}/daily.json",
+            "PAPERBOY_FETCH_ALLOW": "127.0.0.1",  # the loopback feed server
         },
     )
     try:

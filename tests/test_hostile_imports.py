@@ -419,7 +419,8 @@ class _EndlessHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def endless_server():
+def endless_server(settings):
+    settings.PAPERBOY_FETCH_ALLOW = ["127.0.0.1"]  # a loopback feed, allowed for the test
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessHandler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)

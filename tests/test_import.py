@@ -295,7 +295,8 @@ def test_it_imports_from_a_url(feed_server, samples):
 
 def test_an_unreachable_url_is_a_clear_error(feed_server):
     _, base = feed_server
-    with pytest.raises(ImportFailed, match=r"could not fetch .*/missing.json: HTTP Error 404"):
+    # The same words whatever went wrong (digest.fetch): no status, no reason.
+    with pytest.raises(ImportFailed, match=r"^could not fetch http://\S+/missing.json$"):
         import_source(f"{base}/missing.json")
 
 
