@@ -13,10 +13,13 @@ from per-paper parts cached in the process, and writes SMTP messages as bytes
 (digest.mime). What stays per digest are the state changes that exactly-once needs.
 
 Ownership: a sending run takes the claimed digests no other live run holds
-(``take``), under its task's id, and renews their lease as it goes. Every change after that is a
-compare-and-set on the status and that token, so a run that lost a digest (its lease
-ran out, or a redelivered copy of its task took it) changes nothing of it, whatever its
-mail server answers; a digest "sending", "sent" or "unknown" never goes back.
+(``take``), under its task's id, and renews their lease as it goes. Every change after
+that is a compare-and-set on the status and that token, so a run that lost a digest
+(its lease ran out and a task queued again took it) changes nothing of it, whatever
+its mail server answers; a digest "sending", "sent" or "unknown" never goes back. A
+copy of the same task (redelivered, or its retry) shares the token and takes the
+digests back at once; two copies running at once still start each digest once, the
+status deciding.
 
 Crashes: a digest is committed as "sending" (with its ledger) only once the mail server
 holds the whole message but the dot that ends it (digest.smtp), or, through an ESP,
@@ -31,6 +34,7 @@ import datetime as dt
 import json
 import logging
 import smtplib
+import ssl
 import time
 import uuid
 from collections import defaultdict
@@ -184,21 +188,14 @@ def take(digest_ids: list[int], owner: str, now: dt.datetime) -> None:
     ).update(owner=owner, leased_until=lease(now))
 
 
-def renew(digest_ids: list[int], owner: str, now: dt.datetime) -> None:
-    """``owner`` still answers for its digests among ``digest_ids``."""
+def renew(digest_ids: list[int], owner: str, now: dt.datetime, extra: float = 0) -> None:
+    """``owner`` still answers for its digests among ``digest_ids`` (``extra`` seconds
+    more while its task waits to retry: the retry, the same task, takes them again)."""
     Digest.objects.filter(
         pk__in=digest_ids,
         owner=owner,
         status__in=[Digest.Status.CLAIMED, Digest.Status.SENDING],
-    ).update(leased_until=lease(now))
-
-
-def hand_back(digest_ids: list[int], owner: str, now: dt.datetime, wait: float) -> None:
-    """Release ``owner``'s claimed digests among ``digest_ids`` for the retry of its
-    task, which takes them again; their lease covers the ``wait`` before it."""
-    Digest.objects.filter(pk__in=digest_ids, owner=owner, status=Digest.Status.CLAIMED).update(
-        owner="", leased_until=lease(now, wait)
-    )
+    ).update(leased_until=lease(now, extra))
 
 
 def batches(ids: list[int], size: int = SEND_BATCH) -> list[list[int]]:
@@ -446,10 +443,12 @@ class Outbox:
         if not self.raw:
             try:
                 self.mailer.send_messages([message])
-            except AnymailAPIError as exc:
-                if _may_have_reached_esp(exc):
-                    raise smtp.OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
-                raise
+            except AnymailRecipientsRefused:
+                raise  # the ESP answered: it will not send to them
+            except Exception as exc:
+                if _never_reached_esp(exc):
+                    raise
+                raise smtp.OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
             return _message_id(message)
         self.in_data = False
         smtp.commit(self.mailer.connection)
@@ -465,21 +464,54 @@ class Outbox:
         self.mailer.close()
 
 
-def _may_have_reached_esp(exc: AnymailAPIError) -> bool:
-    """Whether the ESP may have accepted a message its API call failed for: it answered
-    5xx, or the request went out and no answer came (a read timeout, a connection
-    dropped mid-way). Only a refusal (4xx, 429 included) or an error before the request
-    left (no connection, DNS, the TLS handshake) means it was not sent."""
-    if exc.status_code is not None:
-        return exc.status_code >= 500
-    cause = exc.__cause__
-    if isinstance(cause, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+# Failed before the request could leave: no connection (refused, DNS, a connect
+# timeout, the proxy), or a request that could not be made at all.
+_BEFORE_SENDING = (
+    NewConnectionError,
+    requests.exceptions.ConnectTimeout,
+    requests.exceptions.ProxyError,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    # A certificate that fails verification fails the handshake; other TLS errors may
+    # come while the answer is read, after the request went out.
+    ssl.SSLCertVerificationError,
+)
+
+
+def _never_reached_esp(exc: Exception) -> bool:
+    """Whether an ESP call certainly did not send the message: the ESP refused it (4xx,
+    429 included), or the request never left. Anything else (a 5xx, no answer, an
+    answer anymail could not read, an error of another kind) may have been accepted,
+    and the digest is "unknown" rather than sent twice."""
+    if not isinstance(exc, AnymailError):
         return False
-    if isinstance(cause, requests.exceptions.ConnectionError):
-        # urllib3's MaxRetryError, whose reason says where it failed.
-        reason = getattr(cause.args[0], "reason", None) if cause.args else None
-        return not isinstance(reason, NewConnectionError)
-    return isinstance(cause, requests.RequestException)
+    if not isinstance(exc, AnymailAPIError):
+        # Raised by anymail itself before any call: an address it cannot send to, a
+        # feature the ESP lacks, a payload it cannot serialize, its configuration.
+        return True
+    if exc.status_code is not None:
+        return 400 <= exc.status_code < 500
+    return _caused_by(exc, _BEFORE_SENDING)
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` or what it wraps (requests' ConnectionError wraps urllib3's
+    MaxRetryError, whose ``reason`` is the error itself) is one of ``kinds``."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        error = todo.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, kinds):
+            return True
+        reason = getattr(error, "reason", None)
+        wrapped = [reason, error.__cause__, error.__context__, *error.args]
+        todo.extend(item for item in wrapped if isinstance(item, BaseException))
+    return False
 
 
 def send_batch(
@@ -495,7 +527,11 @@ def send_batch(
     """
     now = now or timezone.now()
     result = BatchResult(owner=owner or new_owner())
-    take(digest_ids, result.owner, now)
+    # Renewed well before the lease runs out, however slow the mail server; the lease
+    # runs from the clock, not from ``now`` (the moment composed for).
+    renew_every = settings.PAPERBOY_CLAIM_LEASE / 3
+    renewed = time.monotonic()
+    take(digest_ids, result.owner, timezone.now())
     with result.timing("compose"):
         digests = list(
             Digest.objects.filter(
@@ -508,21 +544,20 @@ def send_batch(
         suppressed = suppressed_among([subscriber.email for subscriber in subscribers])
         composed = compose_many(subscribers, until=now, exclude=[d.pk for d in digests])
     outbox = Outbox()
-    # Renewed well before the lease runs out, however slow the mail server.
-    renew_every = settings.PAPERBOY_CLAIM_LEASE / 3
-    renewed = time.monotonic()
     # A digest that went out is recorded "sent" in the same commit that starts the
     # next one: one commit per digest, not two. Until then it is "sending", which is
     # already durable and never sent again.
     pending: tuple[Digest, str] | None = None
     try:
-        for index, digest in enumerate(digests):
-            if time.monotonic() - renewed > renew_every:
-                renew([d.pk for d in digests[index:]], result.owner, timezone.now())
-                renewed = time.monotonic()
+        for digest in digests:
             finishing, pending = pending, None
             started = False
             try:
+                if time.monotonic() - renewed > renew_every:
+                    # Those put back to "claimed" for the retry too: the task renews
+                    # them for its countdown, and no pass may queue them sooner.
+                    renew([d.pk for d in digests], result.owner, timezone.now())
+                    renewed = time.monotonic()
                 picks = composed[digest.subscriber_id]
                 blocked = digest.subscriber.email.lower() in suppressed
                 message = None
@@ -542,9 +577,9 @@ def send_batch(
                     else:
                         go = _begin(digest, picks, blocked, finishing, result.owner)
                 finishing = None  # committed with it
+                if not go and message is not None:
+                    outbox.close()  # mid-DATA: the server discards what it has
                 if go is None:
-                    if message is not None:
-                        outbox.close()  # mid-DATA: the server discards what it has
                     continue
                 if not go:
                     result.skipped.append(digest.pk)
@@ -563,7 +598,12 @@ def send_batch(
                     connection.close()
                 if finishing is not None:
                     _sent(*finishing, result.owner)  # rolled back with this one's failure
-                _failed(digest, exc, result, started)
+                if started and not isinstance(exc, smtplib.SMTPException | AnymailError):
+                    # Not a refusal from the server or the ESP, and the message may be
+                    # out: never sent twice.
+                    _unknown(digest, exc, result)
+                else:
+                    _failed(digest, exc, result, started)
                 # smtplib drops the connection on some errors (a 421, say); the next
                 # message then opens a new one instead of failing on a dead socket.
                 outbox.close()

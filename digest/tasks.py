@@ -153,7 +153,7 @@ def send_digests(self, digest_ids: list[int]) -> dict[str, int]:
     elif result.retry:
         # Only the digests that failed transiently: the others went out already.
         countdown = emails.backoff(self.request.retries)
-        delivery.hand_back(result.retry, result.owner, timezone.now(), countdown)
+        delivery.renew(result.retry, result.owner, timezone.now(), extra=countdown)
         raise self.retry(
             args=[result.retry],
             countdown=countdown,

@@ -55,9 +55,10 @@ def in_thread(target):
 
 
 def retry(result: delivery.BatchResult) -> delivery.BatchResult:
-    """What the task's retry does with what a run left to retry (digest.tasks)."""
-    delivery.hand_back(result.retry, result.owner, timezone.now(), wait=0)
-    return delivery.send_batch(result.retry)
+    """What the task's retry does with what a run left to retry (digest.tasks): the
+    same task, so the same owner."""
+    delivery.renew(result.retry, result.owner, timezone.now())
+    return delivery.send_batch(result.retry, owner=result.owner)
 
 
 def addresses(digest_ids):
@@ -141,8 +142,10 @@ def test_an_esp_that_takes_the_request_and_never_answers_gets_it_once(esp_server
     assert set(Digest.objects.values_list("status", flat=True)) == {Digest.Status.UNKNOWN}
 
 
-def test_an_esp_answering_500_may_have_sent_it_and_it_is_not_sent_again(esp_server):
-    esp_server.mode = "500"
+@pytest.mark.parametrize("mode", ["500", "unreadable"])
+def test_an_esp_answer_that_is_not_a_refusal_may_have_sent_it(esp_server, mode):
+    """A 5xx, or a 200 whose body anymail cannot read: the ESP may have it."""
+    esp_server.mode = mode
     ids = due(1)
 
     result = delivery.send_batch(ids)
@@ -150,6 +153,85 @@ def test_an_esp_answering_500_may_have_sent_it_and_it_is_not_sent_again(esp_serv
 
     assert result.unknown == ids
     assert esp_server.requests_per_address() == dict.fromkeys(addresses(ids), 1)
+
+
+def test_an_esp_refusal_is_retried_or_failed_and_nothing_waits_in_the_ledger(esp_server):
+    esp_server.mode = "429"
+    ids = due(1)
+
+    result = delivery.send_batch(ids)
+    esp_server.mode = "accept"
+    retried = retry(result)
+
+    assert (result.retry, retried.sent) == (ids, ids)
+    assert esp_server.requests_per_address() == dict.fromkeys(addresses(ids), 2)
+
+
+def _anymail_error(status=None, cause=None):
+    from anymail.exceptions import AnymailAPIError
+
+    try:
+        try:
+            if cause is not None:
+                raise cause
+        except Exception as exc:
+            raise AnymailAPIError("failed", status_code=status) from exc
+        raise AnymailAPIError("failed", status_code=status)
+    except AnymailAPIError as error:
+        return error
+
+
+def _connection_error(reason):
+    import requests
+    from urllib3.exceptions import MaxRetryError
+
+    return requests.exceptions.ConnectionError(MaxRetryError(None, "/email", reason))
+
+
+def _classification_cases():
+    import ssl
+
+    import requests
+    from anymail.exceptions import AnymailInvalidAddress
+    from urllib3.exceptions import NameResolutionError, NewConnectionError, ProtocolError
+    from urllib3.exceptions import SSLError as Urllib3SSLError
+
+    verify = ssl.SSLCertVerificationError("certificate verify failed")
+    return [
+        ("429", _anymail_error(429), True),
+        ("400", _anymail_error(400), True),
+        ("500", _anymail_error(500), False),
+        ("200-unreadable", _anymail_error(200), False),
+        ("refused", _anymail_error(cause=_connection_error(NewConnectionError(None, "x"))), True),
+        ("dns", _anymail_error(cause=_connection_error(NameResolutionError("h", None, "x"))), True),
+        ("connect-timeout", _anymail_error(cause=requests.exceptions.ConnectTimeout()), True),
+        ("proxy", _anymail_error(cause=requests.exceptions.ProxyError()), True),
+        ("bad-url", _anymail_error(cause=requests.exceptions.InvalidURL()), True),
+        ("read-timeout", _anymail_error(cause=requests.exceptions.ReadTimeout()), False),
+        ("dropped", _anymail_error(cause=_connection_error(ProtocolError("reset"))), False),
+        (
+            "certificate",
+            _anymail_error(cause=requests.exceptions.SSLError(_connection_error(verify))),
+            True,
+        ),
+        (
+            "tls-mid-answer",
+            _anymail_error(cause=requests.exceptions.SSLError(Urllib3SSLError("EOF"))),
+            False,
+        ),
+        ("no-cause", _anymail_error(), False),
+        ("invalid-address", AnymailInvalidAddress("no @ in it"), True),
+        ("not-anymail", AttributeError("response parsing"), False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "never_left"),
+    _classification_cases(),
+    ids=[case for case, _, _ in _classification_cases()],
+)
+def test_only_a_refusal_or_an_error_before_the_request_left_means_not_sent(case, error, never_left):
+    assert delivery._never_reached_esp(error) is never_left
 
 
 def test_an_esp_that_cannot_be_reached_gets_the_digest_on_the_retry(esp_server, settings):
@@ -178,8 +260,8 @@ def test_a_batch_slower_than_its_lease_keeps_its_digests(smtp_mailer, settings):
     passes = []
 
     def scheduling_pass(count):
-        passes.append(delivery.sweep(timezone.now(), queue_empty=True))
-        connections.close_all()  # the server's thread keeps no connection
+        # In a thread of its own: the ORM stays out of the server's event loop.
+        passes.append(in_thread(lambda: delivery.sweep(timezone.now(), queue_empty=True)))
 
     smtp_mailer.on_message(scheduling_pass)
     result = delivery.send_batch(ids)

@@ -128,8 +128,8 @@ class TestClaiming:
         SubscriberFactory(next_due_at=at(2026, 11, 28, 8))
         [digest_id] = delivery.claim_due(at(2026, 11, 28, 8))
 
-        delivery.take([digest_id], "run-1", at(2026, 11, 28, 8, 1))
-        delivery.hand_back([digest_id], "run-1", at(2026, 11, 28, 8, 5), wait=1800)
+        delivery.take([digest_id], "task-1", at(2026, 11, 28, 8, 1))
+        delivery.renew([digest_id], "task-1", at(2026, 11, 28, 8, 5), extra=1800)
 
         assert delivery.sweep(at(2026, 11, 28, 8, 44), queue_empty=True).requeue == []
         assert delivery.sweep(at(2026, 11, 28, 8, 46), queue_empty=True).requeue == [digest_id]

@@ -39,13 +39,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # The request is in; the answer never comes (until the server stops).
             esp.stopping.wait()
             return
-        status = 200 if mode == "accept" else int(mode)
+        status = 200 if mode in ("accept", "unreadable") else int(mode)
         answer = {"To": body.get("To"), "ErrorCode": 0, "Message": "OK"}
         if status == 200:
             answer["MessageID"] = str(uuid.uuid4())
         else:
             answer = {"ErrorCode": 100, "Message": "Internal error"}
-        payload = json.dumps(answer).encode()
+        payload = json.dumps(answer).encode() if mode != "unreadable" else b"<html>OK</html>"
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -61,8 +61,9 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 class ESPServer:
     """Postmark's ``/email`` endpoint on loopback.
 
-    ``mode``: "accept" (200 and a MessageID), "stall" (reads the request, never answers)
-    or an HTTP status such as "500". ``requests`` counts requests per recipient."""
+    ``mode``: "accept" (200 and a MessageID), "stall" (reads the request, never answers),
+    "unreadable" (200 and a body that is not Postmark's JSON) or an HTTP status such as
+    "500". ``requests`` counts requests per recipient."""
 
     def __init__(self, server: _HTTPServer):
         self._server = server
