@@ -48,6 +48,7 @@ MAX_ERRORS = 100
 MAX_ENTRY_ELEMENTS = 2 * MAX_AUTHORS + 100
 
 # New-style ids (2404.16789) and old-style ones (hep-th/9901001, math.GT/0309136).
+MAX_ARXIV_VERSION = 32767
 ARXIV_ID = re.compile(
     r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(?P<version>\d+))?"
 )
@@ -102,6 +103,9 @@ class PaperRecord:
                 found.append(f"{name.replace('_', ' ')} {url[:80]!r} is not an http(s) URL")
         if self.upvotes is not None and not 0 <= self.upvotes < 2**31:
             found.append(f"upvotes {self.upvotes} is out of range")
+        # The column is a smallint on PostgreSQL: SQLite would store what it refuses.
+        if self.arxiv_version is not None and not 1 <= self.arxiv_version <= MAX_ARXIV_VERSION:
+            found.append(f"arXiv version {self.arxiv_version} is out of range")
         return found
 
 

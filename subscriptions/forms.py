@@ -151,6 +151,10 @@ class SignupForm(PreferencesForm):
                 "An email address cannot contain line breaks or control characters."
             )
         address = normalise_email(self.cleaned_data["email"])
+        if address.rpartition("@")[2].startswith("["):
+            # x@[10.0.0.5]: Django's validator takes it, mail headers cannot carry it,
+            # and nobody subscribes from a bare IP address.
+            raise ValidationError("Enter an address at a domain name, not an IP address.")
         if ENCODED_WORD.search(address):
             raise ValidationError("An email address cannot contain an encoded word (=?…?=).")
         return address

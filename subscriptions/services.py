@@ -1,12 +1,14 @@
 """What the subscription pages do, apart from HTTP."""
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from digest.models import Topic
 from digest.signals import defer_rescoring
 from subscriptions import tasks
-from subscriptions.models import Subscriber
+from subscriptions.models import DeliveryEvent, Subscriber
 from subscriptions.schedule import next_due
 
 PREFERENCE_FIELDS = ["frequency", "weekday", "send_hour", "timezone", "max_papers"]
@@ -166,12 +168,43 @@ def export(subscriber: Subscriber) -> dict:
             }
             for digest in digests
         ],
+        "feedback": [
+            {
+                "paper": vote.paper.title,
+                "arxiv_id": vote.paper.arxiv_id,
+                "vote": "up" if vote.vote == 1 else "down",
+                "at": vote.updated_at.isoformat(),
+            }
+            for vote in subscriber.feedback.select_related("paper").order_by("created_at")
+        ],
+        "delivery_events": [
+            {
+                "esp": event.esp,
+                "type": event.event_type,
+                "reason": event.reject_reason,
+                "description": event.description,
+                "at": (event.occurred_at or event.received_at).isoformat(),
+            }
+            for event in _delivery_events(subscriber).order_by("received_at", "pk")
+        ],
     }
 
 
+def _delivery_events(subscriber: Subscriber):
+    """What the ESP reported about the subscriber's address or their digests."""
+    message_ids = subscriber.digests.exclude(message_id="").values("message_id")
+    return DeliveryEvent.objects.alias(recipient_lower=Lower("recipient")).filter(
+        Q(recipient_lower=subscriber.email.lower()) | Q(message_id__in=message_ids)
+    )
+
+
 def delete(subscriber: Subscriber) -> None:
-    """Hard delete: the subscriber, their digests and their ledger."""
-    subscriber.delete()
+    """Hard delete: the subscriber, their digests, ledger and votes (cascades), and what
+    the ESP reported about them. The suppression list keeps the address, if it is on
+    it: a bounced or complaining address is not mailed again."""
+    with transaction.atomic():
+        _delivery_events(subscriber).delete()
+        subscriber.delete()
 
 
 SCHEDULE_FIELDS = ["frequency", "weekday", "send_hour", "timezone"]

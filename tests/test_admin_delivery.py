@@ -167,6 +167,27 @@ class TestImportFromTheAdmin:
         assert (run.status, run.created, run.source) == ("succeeded", 72, "upload: page.txt")
         assert "Imported: 72 created" in response.content.decode()
 
+    def test_an_error_of_the_servers_own_is_a_page_not_a_500(
+        self, admin_client, samples, monkeypatch
+    ):
+        from digest import importers
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(importers, "import_source", broken)
+        upload = SimpleUploadedFile(
+            "page.txt", (samples / "trending-papers-page.txt").read_bytes(), "text/plain"
+        )
+
+        response = admin_client.post(self.url, {"upload": upload, "format": "auto"})
+
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "The import failed on the server" in page and "Nothing was imported" in page
+        assert "the database went away" not in page
+        assert not Paper.objects.exists()
+
     def test_a_bad_upload_names_its_problems_and_stores_nothing(self, admin_client):
         upload = SimpleUploadedFile("page.txt", b"Mar 17\n\n" + b"x" * 600 + b"\n", "text/plain")
 

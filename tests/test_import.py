@@ -225,6 +225,20 @@ def test_one_bad_record_rejects_the_whole_json_source(samples, tmp_path):
     assert Paper.objects.count() == 0
 
 
+def test_an_arxiv_version_past_what_the_column_holds_is_refused_on_every_database(
+    samples, tmp_path
+):
+    """SQLite would store v99999999; PostgreSQL's smallint refuses it mid-import."""
+    good = (samples / "hf-daily-papers.json").read_text()
+    bad = good.replace('"id": "2310.20700"', '"id": "2310.20700v99999999"')
+
+    with pytest.raises(ImportFailed) as caught:
+        import_source(write(tmp_path, "feed.json", bad))
+
+    assert caught.value.errors == ["entry 2310.20700: arXiv version 99999999 is out of range"]
+    assert Paper.objects.count() == 0
+
+
 def test_a_record_that_fails_validation_rolls_back_the_records_before_it(samples, tmp_path):
     good = (samples / "arxiv-atom.xml").read_text()
     bad = good.replace("http://arxiv.org/pdf/2212.04458v1", "javascript:alert(1)")

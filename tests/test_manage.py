@@ -7,9 +7,9 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from digest.models import Digest, DigestItem, Paper, Topic
+from digest.models import Digest, DigestItem, Feedback, Paper, Topic
 from subscriptions.links import list_unsubscribe_headers
-from subscriptions.models import Subscriber
+from subscriptions.models import DeliveryEvent, Subscriber
 from subscriptions.tokens import Purpose, make_token
 from tests.factories import DigestFactory, PaperFactory, SubscriberFactory
 
@@ -100,11 +100,27 @@ def test_pausing_needs_a_post(client, subscriber):
     assert subscriber.status == Subscriber.Status.ACTIVE
 
 
+def _delivery_event(recipient="", message_id="", event_id=None, event_type="delivered"):
+    return DeliveryEvent.objects.create(
+        esp="postmark",
+        event_id=event_id or f"e{DeliveryEvent.objects.count()}",
+        event_type=event_type,
+        recipient=recipient,
+        message_id=message_id,
+    )
+
+
 def test_the_data_export_holds_everything_about_the_subscriber(client, subscriber):
-    digest = DigestFactory(subscriber=subscriber, period="2026-11-27", status=Digest.Status.SENT)
+    digest = DigestFactory(
+        subscriber=subscriber, period="2026-11-27", status=Digest.Status.SENT, message_id="<d1@x>"
+    )
     DigestItem.objects.create(
         digest=digest, paper=PaperFactory(title="Sent paper"), position=1, reason="replay"
     )
+    Feedback.objects.create(subscriber=subscriber, paper=digest.items.get().paper, vote=1)
+    _delivery_event(recipient="ADA@example.org", event_type="opened")
+    _delivery_event(message_id="<d1@x>", event_type="delivered")
+    _delivery_event(recipient="someone-else@example.org", event_type="bounced")
 
     response = client.get(url("export", subscriber))
 
@@ -117,11 +133,16 @@ def test_the_data_export_holds_everything_about_the_subscriber(client, subscribe
     assert data["digests"][0]["papers"] == [
         {"title": "Sent paper", "arxiv_id": digest.items.get().paper.arxiv_id, "why": "replay"}
     ]
+    assert [(v["paper"], v["vote"]) for v in data["feedback"]] == [("Sent paper", "up")]
+    assert sorted(e["type"] for e in data["delivery_events"]) == ["delivered", "opened"]
 
 
 def test_deleting_removes_the_subscriber_their_digests_and_ledger(client, subscriber):
-    digest = DigestFactory(subscriber=subscriber)
+    digest = DigestFactory(subscriber=subscriber, message_id="<mine@x>")
     DigestItem.objects.create(digest=digest, paper=PaperFactory(), position=1)
+    _delivery_event(recipient="Ada@Example.org", event_type="opened")
+    _delivery_event(message_id="<mine@x>", event_type="delivered")
+    _delivery_event(recipient="someone-else@example.org", event_id="theirs")
     other = DigestFactory()
     DigestItem.objects.create(digest=other, paper=PaperFactory(), position=1)
 
@@ -134,6 +155,7 @@ def test_deleting_removes_the_subscriber_their_digests_and_ledger(client, subscr
     assert list(Digest.objects.all()) == [other]
     assert DigestItem.objects.count() == 1
     assert Paper.objects.count() == 2
+    assert list(DeliveryEvent.objects.values_list("event_id", flat=True)) == ["theirs"]
     assert client.get(url("manage", subscriber)).status_code == 404
 
 

@@ -73,6 +73,8 @@ BAD_INPUT = [
     ({"email": "ada@example.org\r\nBcc: victim@example.org"}, "Enter a valid email address."),
     ({"email": "ada@example.org\nSubject: spam"}, "Enter a valid email address."),
     ({"email": "ada@exa\x00mple.org"}, "Null characters are not allowed."),
+    ({"email": "ada@[10.0.0.5]"}, "Enter an address at a domain name, not an IP address."),
+    ({"email": "ada@[IPv6:::1]"}, "Enter a valid email address."),
     ({"email": "a" * 250 + "@example.org"}, "Ensure this value has at most 254 characters"),
     ({"email": "a" * 100_000}, "Ensure this value has at most 254 characters"),
     ({"topics": None}, "Pick at least one topic or type an interest."),

@@ -1,5 +1,7 @@
 """The delivery side of the admin: the digest log, the ledger, imports, schedules."""
 
+import logging
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -17,6 +19,8 @@ from django_celery_beat.models import PeriodicTask
 from digest import emails, importers, tasks
 from digest.models import Digest, DigestItem, ImportRun, SchedulingPass
 from subscriptions.models import DeliveryEvent
+
+logger = logging.getLogger(__name__)
 
 
 class DigestItemInline(admin.TabularInline):
@@ -257,6 +261,15 @@ class ImportRunAdmin(admin.ModelAdmin):
             except importers.ImportFailed as exc:
                 errors = exc.errors[:50]
                 form.add_error(None, f"{exc}. Nothing was imported.")
+            except Exception:
+                # A bug or the database, not the source: one transaction, so nothing
+                # was stored; the curator gets a page, the operator the traceback.
+                logger.exception("Importing %s failed", url or "an upload")
+                form.add_error(
+                    None,
+                    "The import failed on the server's side. Nothing was imported; "
+                    "the error is in the server's log.",
+                )
             else:
                 self.message_user(request, f"Imported: {summary}.", messages.SUCCESS)
                 return redirect("admin:digest_importrun_changelist")
