@@ -1,6 +1,7 @@
 """Fixed-window rate limits in the Django cache (Redis in production)."""
 
 import hashlib
+import ipaddress
 import time
 
 from django.conf import settings
@@ -21,6 +22,21 @@ def exceeded(scope: str, identity: str, limit: int, window: int = 3600) -> bool:
             cache.set(key, 1, window)
             count = 1
     return count > limit
+
+
+def network(ip: str) -> str:
+    """What a per-IP limit counts: an IPv6 client by its /64, which one subscriber
+    line usually gets whole (rotating addresses within it is free), an IPv4 client by
+    its address."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
 
 
 def client_ip(request) -> str:

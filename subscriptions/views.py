@@ -46,7 +46,8 @@ def signup(request):
         return render(request, "subscriptions/signup.html", {"form": SignupForm()})
     form = SignupForm(request.POST)
     ip = ratelimit.client_ip(request)
-    if ratelimit.exceeded("signup-ip", ip, settings.PAPERBOY_SIGNUPS_PER_IP_PER_HOUR):
+    limit = settings.PAPERBOY_SIGNUPS_PER_IP_PER_HOUR
+    if ratelimit.exceeded("signup-ip", ratelimit.network(ip), limit):
         form.add_error(None, "Too many sign-ups from your network. Please try again in an hour.")
         return render(request, "subscriptions/signup.html", {"form": form}, status=429)
     if not form.is_valid():

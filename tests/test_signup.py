@@ -42,7 +42,8 @@ def post_signup(client, django_capture_on_commit_callbacks):
 
 
 def unique_ip() -> str:
-    return str(ipaddress.IPv6Address("2001:db8::") + uuid.uuid4().int % 2**64)
+    """An IPv6 address in a /64 of its own: per-IP limits count a /64 as one client."""
+    return str(ipaddress.IPv6Address("2001:db8::") + ((uuid.uuid4().int % 2**32) << 64))
 
 
 def link_in(message, path_prefix):
@@ -222,6 +223,20 @@ def test_signups_are_rate_limited_per_client_ip(client, settings):
     assert codes == [302, 302, 429]
     assert other_ip.status_code == 302
     assert not Subscriber.objects.filter(email="limit2@example.org").exists()
+
+
+def test_rotating_ipv6_addresses_within_one_64_counts_as_one_client(client, settings):
+    settings.PAPERBOY_SIGNUPS_PER_IP_PER_HOUR = 2
+    network = ipaddress.IPv6Network(f"{unique_ip()}/64", strict=False)
+    codes = [
+        client.post(
+            SIGNUP, form_data(email=f"rotate{i}@example.org"), REMOTE_ADDR=str(network[i + 1])
+        ).status_code
+        for i in range(3)
+    ]
+
+    assert codes == [302, 302, 429]
+    assert not Subscriber.objects.filter(email="rotate2@example.org").exists()
 
 
 def test_signups_are_rate_limited_per_address(client, settings):
