@@ -156,14 +156,25 @@ class SubscriberForm(forms.ModelForm):
         current = self.instance.status
         if status == current:
             return status
+        if not Subscriber.can_move(current, status):
+            raise forms.ValidationError(
+                f"A subscriber who is {Subscriber.Status(current).label.lower()} cannot "
+                f"become {Subscriber.Status(status).label.lower()}."
+            )
+        if status == Subscriber.Status.PENDING:
+            raise forms.ValidationError(
+                "A subscriber becomes pending by signing up again: the confirmation email "
+                "goes with it."
+            )
         if status == Subscriber.Status.SUPPRESSED:
             raise forms.ValidationError(
                 "Use the “Suppress” action: it puts the address on the suppression list too."
             )
-        if current == Subscriber.Status.SUPPRESSED and deliverability.is_suppressed(
-            self.instance.email
-        ):
-            raise forms.ValidationError("The address is suppressed: lift the suppression first.")
+        if current == Subscriber.Status.SUPPRESSED:
+            raise forms.ValidationError(
+                "Lift the suppression (Suppressions, “Lift”): the subscriber then comes "
+                "back to what it interrupted."
+            )
         if status == Subscriber.Status.ACTIVE and self.instance.confirmed_at is None:
             raise forms.ValidationError(
                 "Only a subscriber who confirmed their address can be active: "
@@ -520,6 +531,18 @@ class SuppressionAdmin(admin.ModelAdmin):
     raw_id_fields = ["source_event"]
     readonly_fields = ["created_at", "lifted_at", "lifted_reason", "source_event"]
     actions = ["lift"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A suppression is added (which suppresses the address) or lifted (which gives
+        # the subscriber back what it interrupted); edited by hand it would do neither.
+        if obj is not None:
+            return ["email", "reason", "detail", *self.readonly_fields]
+        return self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting would un-suppress the address without a lift: lift it instead, and
+        # the record stays, with who lifted it and why.
+        return False
 
     def save_model(self, request, obj, form, change):
         if change:

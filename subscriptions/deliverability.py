@@ -13,7 +13,7 @@ import logging
 from anymail.signals import EventType, RejectReason
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -96,7 +96,9 @@ def suppress(
     address = normalise_email(address)
     with transaction.atomic():
         Subscriber.objects.with_email(address).exclude(status=Subscriber.Status.SUPPRESSED).update(
-            status=Subscriber.Status.SUPPRESSED, next_due_at=None
+            status=Subscriber.Status.SUPPRESSED,
+            status_before_suppression=F("status"),
+            next_due_at=None,
         )
         if Suppression.objects.active().with_email(address).exists():
             return False
@@ -126,16 +128,30 @@ def suppressed_among(addresses: list[str]) -> set[str]:
 
 
 def lift(suppression: Suppression, reason: str) -> None:
-    """Lift a suppression. The subscriber comes back paused: they resume from their
-    manage page, so nobody is mailed again without doing something themselves."""
+    """Lift a suppression. The subscriber comes back to what it interrupted
+    (Subscriber.AFTER_LIFT): pending stays pending (a new sign-up sends the
+    confirmation again), unsubscribed stays unsubscribed, and an active subscription
+    comes back paused, so nobody is mailed again without doing something themselves."""
     with transaction.atomic():
         suppression.lifted_at = timezone.now()
         suppression.lifted_reason = reason[:500]
         suppression.save(update_fields=["lifted_at", "lifted_reason"])
-        if not is_suppressed(suppression.email):
-            Subscriber.objects.with_email(suppression.email).filter(
-                status=Subscriber.Status.SUPPRESSED, confirmed_at__isnull=False
-            ).update(status=Subscriber.Status.PAUSED)
+        if is_suppressed(suppression.email):
+            return
+        subscriber = (
+            Subscriber.objects.with_email(suppression.email)
+            .filter(status=Subscriber.Status.SUPPRESSED)
+            .first()
+        )
+        if subscriber is None:
+            return
+        # Suppressed before the status was remembered: by whether they had confirmed.
+        before = subscriber.status_before_suppression or (
+            Subscriber.Status.PAUSED if subscriber.confirmed_at else Subscriber.Status.PENDING
+        )
+        Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.SUPPRESSED).update(
+            status=Subscriber.AFTER_LIFT[before], status_before_suppression=""
+        )
 
 
 def _is_soft(event: DeliveryEvent) -> bool:

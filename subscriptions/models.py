@@ -52,6 +52,26 @@ class Subscriber(models.Model):
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
         SUPPRESSED = "suppressed", "Suppressed (bounced or complained)"
 
+    # Every status change there is, in one place (subscriptions.services,
+    # subscriptions.deliverability and the admin keep to it): signing up (again),
+    # confirming, pausing and resuming, unsubscribing, a suppression and its lift.
+    TRANSITIONS = {
+        Status.PENDING: {Status.ACTIVE, Status.UNSUBSCRIBED, Status.SUPPRESSED},
+        Status.ACTIVE: {Status.PAUSED, Status.UNSUBSCRIBED, Status.SUPPRESSED},
+        Status.PAUSED: {Status.ACTIVE, Status.UNSUBSCRIBED, Status.SUPPRESSED},
+        Status.UNSUBSCRIBED: {Status.PENDING, Status.SUPPRESSED},
+        # Lifted: back to what it interrupted, an active subscription paused.
+        Status.SUPPRESSED: {Status.PENDING, Status.PAUSED, Status.UNSUBSCRIBED},
+    }
+    # What a lift returns each interrupted status to: nobody is mailed again without
+    # doing something themselves.
+    AFTER_LIFT = {
+        Status.PENDING: Status.PENDING,
+        Status.ACTIVE: Status.PAUSED,
+        Status.PAUSED: Status.PAUSED,
+        Status.UNSUBSCRIBED: Status.UNSUBSCRIBED,
+    }
+
     class Frequency(models.TextChoices):
         DAILY = "daily", "Daily"
         WEEKLY = "weekly", "Weekly"
@@ -73,6 +93,8 @@ class Subscriber(models.Model):
         help_text="The secret behind this subscriber's signed links. Never shown.",
     )
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    # What a suppression interrupted, for lifting it (subscriptions.deliverability.lift).
+    status_before_suppression = models.CharField(max_length=16, choices=Status, blank=True)
     topics = models.ManyToManyField("digest.Topic", related_name="subscribers", blank=True)
     frequency = models.CharField(max_length=8, choices=Frequency, default=Frequency.DAILY)
     weekday = models.PositiveSmallIntegerField(
@@ -132,6 +154,10 @@ class Subscriber(models.Model):
     def save(self, *args, **kwargs):
         self.email = normalise_email(self.email)
         super().save(*args, **kwargs)
+
+    @classmethod
+    def can_move(cls, old: str, new: str) -> bool:
+        return new == old or new in cls.TRANSITIONS[old]
 
     @property
     def zoneinfo(self) -> zoneinfo.ZoneInfo:
