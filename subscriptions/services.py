@@ -85,6 +85,9 @@ def sign_up(cleaned: dict) -> None:
 def _move(subscriber: Subscriber, from_statuses, **changes) -> bool:
     """Change a subscriber only if they are still in one of ``from_statuses``: a
     conditional UPDATE, so that concurrent requests and webhooks cannot undo each other."""
+    new = changes.get("status")
+    if new is not None and not all(Subscriber.can_move(old, new) for old in from_statuses):
+        raise ValueError(f"not a transition of Subscriber.TRANSITIONS: {from_statuses} -> {new}")
     moved = Subscriber.objects.filter(pk=subscriber.pk, status__in=from_statuses).update(
         updated_at=timezone.now(), **changes
     )
