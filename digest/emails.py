@@ -66,8 +66,14 @@ def send_manage_link(subscriber) -> None:
 def send_welcome(subscriber) -> None:
     """After confirmation: when the first digest comes, and what the reader's topics
     match today, so that nobody waits in silence for a digest that cannot come."""
-    from digest.topics import previews_context
+    from digest.matching import rescore_topic
+    from digest.topics import fresh_interests, previews_context
 
+    # The confirmation created the reader's interests moments ago, and their scoring is
+    # a task of its own that may not have run yet: score them first (again, if it did:
+    # the rows are the same), so that the email says what they match.
+    for topic in fresh_interests(subscriber.topics.all()):
+        rescore_topic(topic)
     context = (
         _subscriber_context(subscriber)
         | {"unsubscribe_url": links.unsubscribe_url(subscriber)}

@@ -199,6 +199,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 2 * 3600
 PAPERBOY_FEED_URLS = env.http_urls("PAPERBOY_FEED_URLS")
 # Seconds for a whole fetch, redirects included (digest.fetch).
 PAPERBOY_FETCH_TIMEOUT = env.int("PAPERBOY_FETCH_TIMEOUT", 30, min_value=1)
+# An interest topic nobody follows any more (and no curator touched) is deleted after
+# this many days (task "Prune unfollowed interests").
+PAPERBOY_INTEREST_GRACE_DAYS = env.int("PAPERBOY_INTEREST_GRACE_DAYS", 7, min_value=0)
 # Host names and networks (CIDR) a feed may be fetched from though they are not public
 # addresses: a feed on the intranet. Nothing else private is ever fetched.
 PAPERBOY_FETCH_ALLOW = env.list("PAPERBOY_FETCH_ALLOW")

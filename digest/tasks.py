@@ -27,6 +27,14 @@ def rescore_topic_later(topic_id: int) -> int:
     return matching.rescore_topic(topic) if topic else 0
 
 
+@shared_task(name="digest.prune_interests")
+def prune_interests() -> int:
+    """Daily: interest topics nobody follows any more (see digest.topics)."""
+    from digest import topics
+
+    return topics.prune_interests(timezone.now())
+
+
 @shared_task(name="digest.train_reader")
 def train_reader(subscriber_id: int) -> int:
     """Train a reader's model after a vote; returns the votes it learned from."""

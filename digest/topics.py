@@ -82,6 +82,22 @@ def preview_terms(
     ]
 
 
+def prune_interests(now: dt.datetime) -> int:
+    """Delete the interest topics nobody follows any more (every subscriber who typed
+    them left or changed their mind) and no curator touched (no pin, no exclusion),
+    once older than PAPERBOY_INTEREST_GRACE_DAYS: each one costs scoring at every
+    import. Returns how many went."""
+    cutoff = now - dt.timedelta(days=settings.PAPERBOY_INTEREST_GRACE_DAYS)
+    curated = PaperTopic.objects.exclude(curation="").values("topic")
+    orphans = (
+        Topic.objects.interests()
+        .filter(subscribers__isnull=True, created_at__lt=cutoff)
+        .exclude(pk__in=curated)
+    )
+    deleted = Topic.objects.filter(pk__in=list(orphans.values_list("pk", flat=True))).delete()
+    return deleted[1].get(Topic._meta.label, 0)
+
+
 def promote_to_curated(topics: models.QuerySet[Topic]) -> int:
     """Make subscriber interests curated topics; returns how many changed."""
     return topics.filter(kind=Topic.Kind.INTEREST).update(kind=Topic.Kind.CURATED)
@@ -305,6 +321,13 @@ def interest_previews(topics: Iterable[Topic], examples: int = 3) -> list[Intere
         )
         for topic in topics
     ]
+
+
+def fresh_interests(topics: Iterable[Topic]) -> list[Topic]:
+    """The interests among ``topics`` created within PENDING_FOR: a confirmation makes
+    them (subscriptions.services.confirm)."""
+    recently = timezone.now() - PENDING_FOR
+    return [t for t in topics if t.kind == Topic.Kind.INTEREST and t.created_at >= recently]
 
 
 def previews_context(topics: Iterable[Topic]) -> dict:

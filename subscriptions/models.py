@@ -93,6 +93,10 @@ class Subscriber(models.Model):
         help_text="The secret behind this subscriber's signed links. Never shown.",
     )
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    # Interests typed before the address is confirmed: they become shared topics (and
+    # are scored) only at confirmation, so an unconfirmed sign-up creates nothing that
+    # every later import has to score against.
+    pending_interests = models.JSONField(default=list, blank=True)
     # What a suppression interrupted, for lifting it (subscriptions.deliverability.lift).
     status_before_suppression = models.CharField(max_length=16, choices=Status, blank=True)
     topics = models.ManyToManyField("digest.Topic", related_name="subscribers", blank=True)

@@ -15,27 +15,37 @@ PREFERENCE_FIELDS = ["frequency", "weekday", "send_hour", "timezone", "max_paper
 
 
 def apply_preferences(subscriber: Subscriber, cleaned: dict) -> None:
-    """Save the preference fields and topics of a validated PreferencesForm."""
+    """Save the preference fields and topics of a validated PreferencesForm; a pending
+    subscriber's interests wait for the confirmation (``pending_interests``)."""
     _set_preferences(subscriber, cleaned)
-    fields = [*PREFERENCE_FIELDS, "updated_at"]
+    fields = [*PREFERENCE_FIELDS, "pending_interests", "updated_at"]
     if subscriber.status == Subscriber.Status.ACTIVE:
         subscriber.next_due_at = next_due(subscriber, timezone.now())
         fields.append("next_due_at")
     # Only these columns: an unsubscribe or a bounce that lands meanwhile must stand.
     subscriber.save(update_fields=fields)
-    subscriber.topics.set(_topics(cleaned))
+    subscriber.topics.set(_topics(cleaned, subscriber))
 
 
 def _set_preferences(subscriber: Subscriber, cleaned: dict) -> None:
     for name in PREFERENCE_FIELDS:
         setattr(subscriber, name, cleaned[name])
+    pending = subscriber.status == Subscriber.Status.PENDING
+    subscriber.pending_interests = list(cleaned["interests"]) if pending else []
 
 
-def _topics(cleaned: dict) -> list[Topic]:
-    with defer_rescoring():
-        interests = [Topic.for_interest(text) for text in cleaned["interests"]]
+def _topics(cleaned: dict, subscriber: Subscriber) -> list[Topic]:
+    """The subscriber's topics: the curated ones chosen, and the interests typed once
+    the address is confirmed."""
+    pending = subscriber.status == Subscriber.Status.PENDING
+    interests = [] if pending else _interest_topics(cleaned["interests"])
     # An interest named like a chosen curated topic is that topic: once is enough.
     return list({topic.pk: topic for topic in [*cleaned["topics"], *interests]}.values())
+
+
+def _interest_topics(names: list[str]) -> list[Topic]:
+    with defer_rescoring():
+        return [Topic.for_interest(text) for text in names]
 
 
 def _create(cleaned: dict) -> Subscriber | None:
@@ -50,7 +60,8 @@ def _create(cleaned: dict) -> Subscriber | None:
         return None
     through = Subscriber.topics.through
     through.objects.bulk_create(
-        through(subscriber_id=subscriber.pk, topic_id=topic.pk) for topic in _topics(cleaned)
+        through(subscriber_id=subscriber.pk, topic_id=topic.pk)
+        for topic in _topics(cleaned, subscriber)
     )
     return subscriber
 
@@ -97,9 +108,12 @@ def _move(subscriber: Subscriber, from_statuses, **changes) -> bool:
     return bool(moved)
 
 
+@transaction.atomic
 def confirm(subscriber: Subscriber, ip: str, user_agent: str) -> None:
-    """Confirm a pending subscription; the first confirmation sends the welcome email."""
+    """Confirm a pending subscription: its interests become topics now; the first
+    confirmation sends the welcome email."""
     now = timezone.now()
+    interests = list(subscriber.pending_interests)
     moved = _move(
         subscriber,
         [Subscriber.Status.PENDING],
@@ -109,8 +123,10 @@ def confirm(subscriber: Subscriber, ip: str, user_agent: str) -> None:
         consent_ip=ip or None,
         consent_user_agent=user_agent[:500],
         next_due_at=next_due(subscriber, now),
+        pending_interests=[],
     )
     if moved:
+        subscriber.topics.add(*_interest_topics(interests))
         tasks.send_welcome.delay_on_commit(subscriber.pk)
 
 
@@ -152,7 +168,8 @@ def export(subscriber: Subscriber) -> dict:
         },
         "preferences": {
             "topics": [t.name for t in subscriber.topics.all() if t.kind == Topic.Kind.CURATED],
-            "interests": [t.name for t in subscriber.topics.all() if t.kind == Topic.Kind.INTEREST],
+            "interests": [t.name for t in subscriber.topics.all() if t.kind == Topic.Kind.INTEREST]
+            + subscriber.pending_interests,
             "frequency": subscriber.frequency,
             "weekday": subscriber.get_weekday_display(),
             "send_hour": subscriber.send_hour,

@@ -96,7 +96,9 @@ def _initial(subscriber) -> dict:
     topics = list(subscriber.topics.all())
     return {
         "topics": [t for t in topics if t.kind == Topic.Kind.CURATED],
-        "interests": ", ".join(t.name for t in topics if t.kind == Topic.Kind.INTEREST),
+        "interests": ", ".join(
+            [t.name for t in topics if t.kind == Topic.Kind.INTEREST] + subscriber.pending_interests
+        ),
         **{name: getattr(subscriber, name) for name in services.PREFERENCE_FIELDS},
     }
 

@@ -8,6 +8,7 @@ from django.core import mail
 from django.urls import reverse
 
 from digest.models import Topic
+from subscriptions import services
 from subscriptions.models import Subscriber
 from subscriptions.tokens import Purpose, make_token
 
@@ -114,11 +115,10 @@ def test_a_new_address_gets_a_confirmation_email(post_signup):
     subscriber = Subscriber.objects.get()
     assert subscriber.status == Subscriber.Status.PENDING
     assert subscriber.timezone == "Europe/Paris"
-    assert sorted(t.name for t in subscriber.topics.all()) == [
-        "Continual learning",
-        "Graph Transformers",
-        "protein folding",
-    ]
+    # The interests wait for the confirmation before they become shared topics.
+    assert [t.name for t in subscriber.topics.all()] == ["Continual learning"]
+    assert subscriber.pending_interests == ["protein folding", "Graph Transformers"]
+    assert not Topic.objects.interests().exists()
     [message] = mail.outbox
     assert message.to == ["ada@example.org"]
     assert message.subject == "Confirm your Paperboy subscription"
@@ -129,16 +129,26 @@ def test_a_new_address_gets_a_confirmation_email(post_signup):
     assert f'href="{confirm}"' in html
 
 
-def test_interests_become_topics_shared_by_everyone(post_signup):
+def confirm_all() -> None:
+    for subscriber in Subscriber.objects.filter(status=Subscriber.Status.PENDING):
+        services.confirm(subscriber, "192.0.2.1", "test")
+
+
+def test_interests_become_topics_shared_by_everyone_at_confirmation(post_signup):
     post_signup(email="one@example.org", interests="Diffusion for proteins")
     post_signup(email="two@example.org", interests="  diffusion FOR proteins ")
+    assert not Topic.objects.interests().exists()
+
+    confirm_all()
 
     topic = Topic.objects.interests().get()
     assert topic.subscribers.count() == 2
+    assert not Subscriber.objects.exclude(pending_interests=[]).exists()
 
 
 def test_an_interest_naming_a_curated_topic_joins_it(post_signup):
     post_signup(topics=None, interests="diffusion models")
+    confirm_all()
 
     assert list(Subscriber.objects.get().topics.all()) == [
         Topic.objects.get(slug="diffusion-models")
@@ -327,14 +337,15 @@ def test_a_new_interest_is_scored_after_the_signup_commits_not_inside_it(
 
     paper = PaperFactory(title="Protein folding with diffusion", abstract="Protein folding.")
 
+    client.post(SIGNUP, form_data(interests="protein folding"), REMOTE_ADDR="192.0.2.9")
     with django_capture_on_commit_callbacks() as callbacks:
-        client.post(SIGNUP, form_data(interests="protein folding"), REMOTE_ADDR="192.0.2.9")
+        services.confirm(Subscriber.objects.get(), "192.0.2.9", "test")
         topic = Topic.objects.interests().get()
         # Nothing scored inside the request: that is a Celery task's job after commit.
         assert not PaperTopic.objects.filter(topic=topic).exists()
 
     for callback in callbacks:
-        callback()  # the confirmation email and the rescoring task (eager Celery)
+        callback()  # the welcome email and the rescoring task (eager Celery)
 
     assert PaperTopic.objects.matching().filter(topic=topic, paper=paper).exists()
 
@@ -348,3 +359,22 @@ def test_a_curator_creating_a_topic_sees_its_matches_at_once():
     topic = Topic.objects.create(name="Proteins", slug="proteins", terms="protein folding")
 
     assert PaperTopic.objects.matching().filter(topic=topic, paper=paper).exists()
+
+
+def test_the_welcome_email_tells_what_interests_made_at_confirmation_match():
+    """Their scoring is a task of its own that may not have run when the welcome
+    email goes: the email scores them first."""
+    from digest import emails
+    from digest.signals import defer_rescoring
+    from tests.factories import PaperFactory, SubscriberFactory
+
+    PaperFactory(title="Protein folding with diffusion", abstract="Protein folding.")
+    with defer_rescoring():
+        topic = Topic.for_interest("protein folding")
+    reader = SubscriberFactory()
+    reader.topics.add(topic)
+
+    emails.send_welcome(reader)
+
+    [message] = mail.outbox
+    assert "Protein folding with diffusion" in message.body

@@ -134,3 +134,55 @@ def test_a_suppression_is_neither_deleted_nor_edited_in_the_admin(admin_client):
     suppression.refresh_from_db()
     assert suppression.email == subscriber.email and suppression.lifted_at is None
     assert deliverability.is_suppressed(subscriber.email)
+
+
+def test_an_unconfirmed_sign_up_creates_no_shared_topic(client, django_capture_on_commit_callbacks):
+    from digest.models import Topic
+    from tests.test_signup import form_data
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("subscriptions:signup"),
+            form_data(interests=", ".join(f"interest number {n}" for n in range(10))),
+            REMOTE_ADDR="192.0.2.44",
+        )
+
+    assert not Topic.objects.interests().exists()
+    assert len(Subscriber.objects.get().pending_interests) == 10
+
+
+def test_unfollowed_interests_are_pruned_after_the_grace_period(settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from digest.models import PaperTopic, Topic
+    from digest.topics import prune_interests
+    from tests.factories import PaperFactory
+
+    settings.PAPERBOY_INTEREST_GRACE_DAYS = 7
+    now = timezone.now()
+    old = now - dt.timedelta(days=8)
+
+    def interest(name, followed=False, age=old):
+        topic = Topic.for_interest(name)
+        Topic.objects.filter(pk=topic.pk).update(created_at=age)
+        if followed:
+            SubscriberFactory().topics.add(topic)
+        return topic
+
+    orphan = interest("nobody reads this any more")
+    followed = interest("still followed", followed=True)
+    young = interest("typed yesterday", age=now - dt.timedelta(days=1))
+    pinned = interest("pinned by a curator")
+    PaperTopic.objects.create(
+        paper=PaperFactory(), topic=pinned, score=1, curation=PaperTopic.Curation.PINNED
+    )
+    curated = Topic.objects.create(name="A curated topic", kind=Topic.Kind.CURATED)
+    Topic.objects.filter(pk=curated.pk).update(created_at=old)
+
+    assert prune_interests(now) == 1
+
+    remaining = set(Topic.objects.values_list("pk", flat=True))
+    assert orphan.pk not in remaining
+    assert {followed.pk, young.pk, pinned.pk, curated.pk} <= remaining

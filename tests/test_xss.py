@@ -26,7 +26,7 @@ from digest import links as digest_links
 from digest.importers import ImportFailed, import_source
 from digest.models import Digest, ImportRun, Paper, Topic
 from subscriptions import admin as subscriber_admin
-from subscriptions import links
+from subscriptions import links, services
 from subscriptions.models import Subscriber
 from tests.factories import SubscriberFactory, match
 
@@ -173,10 +173,10 @@ def hostile_reader(signup, settings):
         assert response.status_code == 302, response.content.decode()[:2000]
     readers = list(Subscriber.objects.order_by("email"))
     for reader in readers:
-        Subscriber.objects.filter(pk=reader.pk).update(
-            status=Subscriber.Status.ACTIVE, confirmed_at=NOW, consent_at=NOW, next_due_at=NOW
-        )
-    return readers
+        # Confirmed as the link does: the interests become topics then.
+        services.confirm(reader, "192.0.2.1", "test")
+        Subscriber.objects.filter(pk=reader.pk).update(next_due_at=NOW)
+    return list(Subscriber.objects.order_by("email"))
 
 
 def interest_names() -> list[str]:
@@ -499,9 +499,8 @@ def test_a_line_break_in_an_interest_never_reaches_a_header(
     interest = f"graph networks{separator}Bcc: victim@example.org"
     assert signup("ada@example.org", interests=interest).status_code == 302
     reader = Subscriber.objects.get()
-    Subscriber.objects.filter(pk=reader.pk).update(
-        status=Subscriber.Status.ACTIVE, confirmed_at=NOW, next_due_at=NOW
-    )
+    services.confirm(reader, "192.0.2.1", "test")
+    Subscriber.objects.filter(pk=reader.pk).update(next_due_at=NOW)
     [topic] = reader.topics.all()
     assert topic.name == "graph networks Bcc: victim@example.org"
 
