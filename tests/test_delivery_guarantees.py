@@ -20,6 +20,7 @@ from digest.tasks import send_digests
 from subscriptions.models import Subscriber
 from subscriptions.tokens import Purpose, make_token
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, match
+from tests.test_signup import form_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -301,16 +302,7 @@ def test_readers_sign_up_and_unsubscribe_while_a_slow_mail_server_takes_digests(
         # The confirmation email goes out through the same slow server.
         signup = Client().post(
             reverse("subscriptions:signup"),
-            {
-                "email": "newcomer@example.org",
-                "topics": [topic.pk],
-                "frequency": "daily",
-                "weekday": "0",
-                "send_hour": "8",
-                "timezone": "Europe/Paris",
-                "max_papers": "10",
-                "website": "",
-            },
+            form_data(email="newcomer@example.org", topics=[topic.pk]),
             REMOTE_ADDR="192.0.2.7",
         )
         unsubscribe = Client(enforce_csrf_checks=True).post(
