@@ -365,11 +365,13 @@ def _mutations(token: str) -> st.SearchStrategy[str]:
     ).filter(lambda t: t != token)
 
 
-def subscription_tokens(owner, other, purpose: Purpose):
-    """(token, what it is) for a subscription link made for ``owner``: "valid", "old"
-    (signed two years ago), or "bad": forged or meant for something else, some of
-    them made of ``other``'s key (who must never be shown or changed)."""
-    valid = make_token(owner, purpose)
+def subscription_tokens(owner, other, purpose: Purpose, valid: str | None = None):
+    """(token, what it is) for a subscription link made for ``owner``: "valid" (``valid``
+    when given: a test comparing tokens needs the very same string, and a second
+    boundary between two signings changes it), "old" (signed two years ago), or "bad":
+    forged or meant for something else, some of them made of ``other``'s key (who must
+    never be shown or changed)."""
+    valid = valid or make_token(owner, purpose)
     with time_machine.travel("2024-01-01 00:00Z", tick=False):
         old = make_token(owner, purpose)
     salt = f"paperboy.subscriptions.{purpose}"

@@ -248,7 +248,10 @@ class Properties(TestCase):
             | {b.key.hex, str(b.key)}
         )
         cls.a_tokens = {purpose: make_token(a, purpose) for purpose in Purpose}
-        cls.tokens = {purpose: hostile.subscription_tokens(a, b, purpose) for purpose in Purpose}
+        cls.tokens = {
+            purpose: hostile.subscription_tokens(a, b, purpose, cls.a_tokens[purpose])
+            for purpose in Purpose
+        }
         a_key, b_key, paper = a.key.hex, b.key.hex, cls.papers[0].pk
         cls.feedback_tokens = hostile.object_tokens(
             links.FEEDBACK_SALT,
