@@ -62,7 +62,9 @@ def event_id(esp_name: str, event) -> str:
 def _reject_reason(esp_name: str, event) -> str:
     raw = event.esp_event if isinstance(event.esp_event, dict) else {}
     field, soft_types = SOFT_ESP_TYPES.get(esp_name, ("", set()))
-    if raw.get(field) in soft_types:
+    # The payload's value as it came: a list or an object would not even hash.
+    kind = raw.get(field)
+    if isinstance(kind, str) and kind in soft_types:
         return SOFT_BOUNCE
     return event.reject_reason or ""
 

@@ -786,6 +786,19 @@ def test_a_timestamp_past_the_platforms_range_is_a_client_error(client, post):
     assert_untouched(subscriber, before)
 
 
+def test_a_bounce_type_that_is_not_text_is_no_500(client, post):
+    """Postmark's "Type" decides soft from hard: a list there once raised TypeError
+    (unhashable) while the event was recorded (found by tests/test_properties.py)."""
+    client.raise_request_exception = False
+    reader()
+    event = POSTMARK.event("hard_bounce", ADDRESS, POSTMARK.message_id(), next(_seq))
+    event["Type"] = []
+
+    response = post(POSTMARK.url, POSTMARK.body(event))
+
+    assert response.status_code < 500
+
+
 def anymail_webhook_urls() -> list[str]:
     from anymail.urls import urlpatterns
 
