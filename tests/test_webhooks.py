@@ -792,6 +792,9 @@ def test_a_bounce_type_that_is_not_text_is_no_500(client, post):
     client.raise_request_exception = False
     reader()
     event = POSTMARK.event("hard_bounce", ADDRESS, POSTMARK.message_id(), next(_seq))
+    # As hypothesis found it: no RecordType (anymail then takes it for a bounce by its
+    # other fields) and a list where the bounce type belongs.
+    del event["RecordType"]
     event["Type"] = []
 
     response = post(POSTMARK.url, POSTMARK.body(event))
