@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from digest import delivery, emails, importers, matching, readers, semantic
 from digest.models import Paper, SchedulingPass, Topic
+from digest.topics import prune_interests
 
 # Scheduling passes are kept this long, for the dashboard.
 PASS_HISTORY = dt.timedelta(days=30)
@@ -28,11 +29,9 @@ def rescore_topic_later(topic_id: int) -> int:
 
 
 @shared_task(name="digest.prune_interests")
-def prune_interests() -> int:
+def prune_unfollowed_interests() -> int:
     """Daily: interest topics nobody follows any more (see digest.topics)."""
-    from digest import topics
-
-    return topics.prune_interests(timezone.now())
+    return prune_interests(timezone.now())
 
 
 @shared_task(name="digest.train_reader")

@@ -43,6 +43,12 @@ def _topics(cleaned: dict, subscriber: Subscriber) -> list[Topic]:
     return list({topic.pk: topic for topic in [*cleaned["topics"], *interests]}.values())
 
 
+def interest_names(subscriber: Subscriber, topics: list[Topic]) -> list[str]:
+    """The reader's interests as typed: their interest topics (among ``topics``, the
+    subscriber's), and those waiting for the confirmation."""
+    return [t.name for t in topics if t.kind == Topic.Kind.INTEREST] + subscriber.pending_interests
+
+
 def _interest_topics(names: list[str]) -> list[Topic]:
     with defer_rescoring():
         return [Topic.for_interest(text) for text in names]
@@ -156,6 +162,7 @@ def unsubscribe(subscriber: Subscriber) -> None:
 def export(subscriber: Subscriber) -> dict:
     """Everything Paperboy holds about a subscriber."""
     digests = subscriber.digests.prefetch_related("items__paper").order_by("scheduled_for")
+    topics = list(subscriber.topics.all())
     return {
         "email": subscriber.email,
         "status": subscriber.status,
@@ -167,9 +174,8 @@ def export(subscriber: Subscriber) -> dict:
             "user_agent": subscriber.consent_user_agent,
         },
         "preferences": {
-            "topics": [t.name for t in subscriber.topics.all() if t.kind == Topic.Kind.CURATED],
-            "interests": [t.name for t in subscriber.topics.all() if t.kind == Topic.Kind.INTEREST]
-            + subscriber.pending_interests,
+            "topics": [t.name for t in topics if t.kind == Topic.Kind.CURATED],
+            "interests": interest_names(subscriber, topics),
             "frequency": subscriber.frequency,
             "weekday": subscriber.get_weekday_display(),
             "send_hour": subscriber.send_hour,

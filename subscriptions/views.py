@@ -96,9 +96,7 @@ def _initial(subscriber) -> dict:
     topics = list(subscriber.topics.all())
     return {
         "topics": [t for t in topics if t.kind == Topic.Kind.CURATED],
-        "interests": ", ".join(
-            [t.name for t in topics if t.kind == Topic.Kind.INTEREST] + subscriber.pending_interests
-        ),
+        "interests": ", ".join(services.interest_names(subscriber, topics)),
         **{name: getattr(subscriber, name) for name in services.PREFERENCE_FIELDS},
     }
 
