@@ -16,4 +16,4 @@ RUN DEBUG=false SECRET_KEY=build-only ALLOWED_HOSTS=build python manage.py prepa
 RUN useradd --system --home /srv paperboy && mkdir -p /srv/var && chown -R paperboy /srv/var
 USER paperboy
 EXPOSE 8000
-CMD ["gunicorn", "digest.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2"]
+CMD ["gunicorn", "paperboy.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2"]

@@ -51,7 +51,7 @@ BATCH_LINE = re.compile(
 def _environment(database_url: str, redis_url: str, smtp_port: int, var_dir: str) -> dict:
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "digest.settings",
+        "DJANGO_SETTINGS_MODULE": "paperboy.settings",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
@@ -145,7 +145,7 @@ class Worker(Child):
                 "-m",
                 "celery",
                 "-A",
-                "digest",
+                "paperboy",
                 "worker",
                 "-Q",
                 QUEUE,
@@ -197,9 +197,9 @@ def build_population(subscribers: int, seed: int = 7) -> dict:
     from django.utils import timezone
 
     from bench import population
-    from digest import semantic
-    from digest.matching import score_papers
-    from digest.models import Paper, Topic
+    from papers import semantic
+    from papers.matching import score_papers
+    from papers.models import Paper, Topic
 
     call_command("migrate", verbosity=0)
     rng = random.Random(seed)
@@ -239,11 +239,11 @@ def measure_ceiling(port: int) -> tuple[float, int]:
 
     from django.utils import timezone
 
-    from digest import delivery
+    from digest import previews
     from subscriptions.models import Subscriber
 
     subscriber = Subscriber.objects.order_by("pk").first()
-    data = delivery.preview_bytes(subscriber, timezone.now())
+    data = previews.preview_bytes(subscriber, timezone.now())
     client = smtplib.SMTP("127.0.0.1", port)
     client.ehlo()
     started = time.perf_counter()

@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--papers", type=int, default=500)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="paperboy-embedding-") as folder:
-        os.environ["DJANGO_SETTINGS_MODULE"] = "digest.settings"
+        os.environ["DJANGO_SETTINGS_MODULE"] = "paperboy.settings"
         os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
         os.environ.pop("REDIS_URL", None)
         sys.path.insert(0, str(ROOT))
@@ -39,10 +39,10 @@ def main(argv=None) -> int:
         django.setup()
         from django.core.management import call_command
 
-        import digest.celery  # noqa: F401 - loaded as in a worker
-        from digest import embeddings, matching
-        from digest.importers import parse
-        from digest.models import Paper
+        import paperboy.celery  # noqa: F401 - loaded as in a worker
+        from papers import embeddings, matching
+        from papers.importers import parse
+        from papers.models import Paper
 
         call_command("migrate", verbosity=0)
         records = [

@@ -18,9 +18,9 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.text import slugify
 
-from digest.importers import parse
-from digest.models import Paper, Topic
-from digest.text import normalise_key
+from core.text import normalise_key
+from papers.importers import parse
+from papers.models import Paper, Topic
 from subscriptions.models import Subscriber
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "trending-papers-page.txt"
@@ -87,7 +87,7 @@ def curated_topics(papers: list[Paper], minimum: int = 5) -> list[Topic]:
     subscriber has something new, and every due digest is sent, not skipped."""
     from django.conf import settings
 
-    from digest.matching import preview
+    from papers.matching import preview
 
     def matches(terms: list[str]) -> int:
         scored = preview(terms, papers)

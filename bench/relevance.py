@@ -33,7 +33,7 @@ DIGEST_SIZE = 10
 
 
 def _setup(var_dir: str) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "digest.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "paperboy.settings"
     os.environ["DATABASE_URL"] = f"sqlite:///{var_dir}/relevance.sqlite3"
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("PAPERBOY_VAR_DIR", str(ROOT / "var"))
@@ -58,9 +58,9 @@ def evaluate(labels: list[dict], mode: str) -> list[dict]:
     from django.test import override_settings
     from django.utils import timezone
 
-    from digest import importers, matching
     from digest.compose import compose_many
-    from digest.models import Paper, Topic
+    from papers import importers, matching
+    from papers.models import Paper, Topic
     from subscriptions.models import Subscriber
 
     results = []
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     labels = json.loads(Path(args.labels).read_text())["interests"]
     with tempfile.TemporaryDirectory(prefix="paperboy-relevance-") as var_dir:
         _setup(var_dir)
-        from digest import embeddings
+        from papers import embeddings
 
         started = time.perf_counter()
         by_mode = {mode: evaluate(labels, mode) for mode in MODES}

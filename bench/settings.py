@@ -1,5 +1,5 @@
 """Paperboy's settings plus one minimal view, the baseline bench.signup compares against."""
 
-from digest.settings import *  # noqa: F403
+from paperboy.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"

@@ -123,8 +123,8 @@ def _add_papers(env: dict, count: int) -> None:
     from django.utils import timezone
 
     from bench import population
-    from digest.matching import score_papers
-    from digest.models import Paper
+    from papers.matching import score_papers
+    from papers.models import Paper
 
     made = population.papers(count, random.Random(11), timezone.now() - dt.timedelta(days=1))
     score_papers(Paper.objects.bulk_create(made))
@@ -153,7 +153,7 @@ def prepare(env: dict, papers: int = 0) -> list[int]:
             raise SystemExit("adding the synthetic papers failed")
     with psycopg.connect(env["DATABASE_URL"]) as connection:
         rows = connection.execute(
-            "SELECT id FROM digest_topic WHERE kind = 'curated' ORDER BY id"
+            "SELECT id FROM papers_topic WHERE kind = 'curated' ORDER BY id"
         ).fetchall()
     return [pk for (pk,) in rows]
 
@@ -169,7 +169,7 @@ class Server(Child):
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "digest.wsgi",
+                "paperboy.wsgi",
                 "-w",
                 str(workers),
                 "-b",
@@ -289,10 +289,10 @@ class Database:
         return dict(rows)
 
     def papers(self) -> int:
-        return self._one("SELECT count(*) FROM digest_paper")
+        return self._one("SELECT count(*) FROM papers_paper")
 
     def interest_topics(self) -> int:
-        return self._one("SELECT count(*) FROM digest_topic WHERE kind = 'interest'")
+        return self._one("SELECT count(*) FROM papers_topic WHERE kind = 'interest'")
 
     def _one(self, sql: str, params=()) -> int:
         return self.connection.execute(sql, params).fetchone()[0]
@@ -466,7 +466,7 @@ def profile(count: int, interest_every: int, papers: int, env: dict) -> str:
     django.setup()
     from django.test import Client
 
-    from digest.models import Paper, Topic
+    from papers.models import Paper, Topic
 
     client = Client(HTTP_HOST="127.0.0.1")
     topic_ids = list(Topic.objects.curated().values_list("pk", flat=True))

@@ -2,7 +2,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from digest.urls import urlpatterns as paperboy_urlpatterns
+from paperboy.urls import urlpatterns as paperboy_urlpatterns
 from subscriptions.models import Subscriber
 
 

@@ -1,20 +1,20 @@
 from django.apps import AppConfig
-from django.contrib.admin import apps as admin_apps
 
 
 class DigestConfig(AppConfig):
-    default = True
     name = "digest"
-    verbose_name = "Papers and digests"
+    verbose_name = "Digests"
 
     def ready(self):
-        from digest import signals
+        from digest import receivers
+        from papers.signals import topics_merging
+        from subscriptions.signals import (
+            export_collecting,
+            message_ids_collecting,
+            message_reported,
+        )
 
-        signals.connect()
-
-
-class PaperboyAdminConfig(admin_apps.AdminConfig):
-    """The admin, with the dashboard on its front page."""
-
-    default = False
-    default_site = "digest.sites.PaperboyAdminSite"
+        message_reported.connect(receivers.track, dispatch_uid="digest.track")
+        export_collecting.connect(receivers.export_sections, dispatch_uid="digest.export")
+        message_ids_collecting.connect(receivers.message_ids, dispatch_uid="digest.message_ids")
+        topics_merging.connect(receivers.topics_merging, dispatch_uid="digest.topics_merging")

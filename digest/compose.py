@@ -1,6 +1,6 @@
 """Which papers go into a subscriber's digest, and why.
 
-Scores are precomputed per paper and topic (digest.matching), so composing a digest
+Scores are precomputed per paper and topic (papers.matching), so composing a digest
 is a lookup over the subscriber's topics, not a search.
 """
 
@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Max
 
-from digest.models import Digest, DigestItem, Feedback, Paper, PaperTopic, Topic
+from digest.models import Digest, DigestItem, Feedback
 from digest.readers import ReaderModels
+from papers.models import Paper, PaperTopic, Topic
 
 # How much each signal weighs against a topic's relevance score.
 UPVOTE_WEIGHT = 0.5  # per natural-log unit of upvotes: 0 -> 0, 20 -> 1.5, 400 -> 3

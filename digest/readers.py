@@ -22,9 +22,10 @@ import random
 import numpy as np
 from django.conf import settings
 
-from digest import embeddings, semantic
-from digest.matching import RESCORE_WINDOW
-from digest.models import Feedback, PaperEmbedding, ReaderModel
+from digest.models import Feedback, ReaderModel
+from papers import embeddings, semantic
+from papers.matching import RESCORE_WINDOW
+from papers.models import PaperEmbedding
 
 MIN_VOTES = 5
 RANDOM_NEGATIVES = 20

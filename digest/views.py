@@ -1,42 +1,14 @@
-from django.core.paginator import Paginator
-from django.db import connection
-from django.http import HttpResponse, JsonResponse
+"""The pages a digest links to: the 👍/👎 vote, and the digest in a browser."""
+
+from django.http import HttpResponse
 from django.shortcuts import render
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from digest import emails, links
+from digest import links, rendering
 from digest.compose import record_feedback
-from digest.models import Digest, Paper, PaperTopic, Topic
-from subscriptions.forms import SignupForm
+from digest.models import Digest
+from papers.models import Paper
 from subscriptions.models import Subscriber
-
-PAPERS_PER_PAGE = 25
-
-
-def trending(request):
-    topics = list(Topic.objects.curated())
-    topic = next((t for t in topics if t.slug == request.GET.get("topic")), None)
-    papers = Paper.objects.trending()
-    if topic is not None:
-        # The stored matches, curators' pins and exclusions included.
-        papers = papers.filter(
-            pk__in=PaperTopic.objects.matching().filter(topic=topic).values("paper")
-        )
-    page = Paginator(papers, PAPERS_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"page": page, "topics": topics, "topic": topic, "signup_form": SignupForm()}
-    return render(request, "digest/trending.html", context)
-
-
-@never_cache
-def healthz(request):
-    """Liveness for load balancers and docker-compose: the database answers."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception:  # any database failure means "unhealthy", never a 500 page
-        return HttpResponse("database unavailable", status=503, content_type="text/plain")
-    return JsonResponse({"status": "ok"})
 
 
 def _bad_link(request):
@@ -74,7 +46,7 @@ def view_digest(request, token):
         )
     # Without the manage, unsubscribe and vote links: anyone this page's address is
     # shared with would get control of the subscription.
-    rendered = emails.render_sent_digest(digest, web=True) if digest is not None else None
+    rendered = rendering.render_sent_digest(digest, web=True) if digest is not None else None
     if rendered is None:
         return _bad_link(request)
     response = HttpResponse(rendered[2])

@@ -1,37 +1,25 @@
 import csv
-import datetime as dt
-import smtplib
 from collections import defaultdict
 
-from anymail.exceptions import AnymailError
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation, IncorrectLookupParameters
-from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import OuterRef, Prefetch
 from django.db.models.functions import Lower
 from django.http import (
-    HttpResponse,
-    HttpResponseNotAllowed,
-    HttpResponseRedirect,
     StreamingHttpResponse,
 )
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from digest import delivery
-from digest.admin.confirm import confirm_action
-from digest.models import Digest, Topic
+from core.admin import Echo, confirm_action, keyset_pages, spreadsheet_safe
+from papers import admin as papers_admin
+from papers.models import Topic
 from subscriptions import deliverability, services, tasks
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression
 
-# Rows per query when an action or the export walks a selection (up to every subscriber).
-PAGE = 1000
 EXPORT_COLUMNS = [
     "email",
     "status",
@@ -44,54 +32,12 @@ EXPORT_COLUMNS = [
     "created_at",
     "confirmed_at",
 ]
-# A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 TOPICS_SHOWN = 5
-
-
-def keyset_pages(queryset, *fields: str, size: int | None = None):
-    """The queryset a page at a time, in pk order: model instances, or (pk, *fields)
-    tuples when fields are given.
-
-    Keyset, not OFFSET, pagination: memory stays bounded at any size, and rows that
-    drop out of the selection as the caller changes them (a status filter, say) are
-    neither skipped nor repeated.
-    """
-    size = size or PAGE
-    queryset = queryset.order_by("pk")
-    if fields:
-        queryset = queryset.values_list("pk", *fields)
-    last_pk = None
-    while True:
-        page = list((queryset if last_pk is None else queryset.filter(pk__gt=last_pk))[:size])
-        if page:
-            yield page
-        if len(page) < size:
-            return
-        last_pk = page[-1][0] if fields else page[-1].pk
-
-
-def spreadsheet_safe(value):
-    """A CSV cell: ISO dates, and text that a spreadsheet shows rather than evaluates."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return f"'{value}"
-    return value
-
-
-class _Echo:
-    """A file for csv.writer that hands each line back instead of keeping it."""
-
-    def write(self, line: str) -> str:
-        return line
 
 
 def export_lines(queryset):
     """The subscribers as CSV lines, two queries per page of PAGE subscribers."""
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     yield writer.writerow(EXPORT_COLUMNS)
     weekdays = dict(Subscriber.Weekday.choices)
     fields = [name for name in EXPORT_COLUMNS if name != "topics"]
@@ -396,131 +342,6 @@ class SubscriberAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="{}_{}_preview".format(*info),
-            ),
-            path(
-                "<path:object_id>/send-test/",
-                self.admin_site.admin_view(self.send_test_view),
-                name="{}_{}_send_test".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def _subscriber_or_redirect(self, request, object_id, permission):
-        subscriber = self.get_object(request, unquote(object_id))
-        if subscriber is None:
-            return None, self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not permission(request, subscriber):
-            raise PermissionDenied
-        return subscriber, None
-
-    def _page_context(self, request, subscriber, title, **extra):
-        return {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": subscriber,
-            "subscriber": subscriber,
-            "title": title,
-            **extra,
-        }
-
-    def preview_view(self, request, object_id):
-        subscriber, redirect = self._subscriber_or_redirect(
-            request, object_id, self.has_view_or_change_permission
-        )
-        if redirect:
-            return redirect
-        rendered = delivery.preview(subscriber, timezone.now())
-        if rendered is None:
-            context = self._page_context(request, subscriber, f"Nothing new for {subscriber}")
-            return TemplateResponse(
-                request, "admin/subscriptions/subscriber/nothing_new.html", context
-            )
-        _, _, html = rendered
-        response = HttpResponse(html)
-        # The digest shows text from paper feeds; served from the admin's origin it must
-        # never run a script, whatever slipped through.
-        response["Content-Security-Policy"] = (
-            "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
-        )
-        return response
-
-    def send_test_view(self, request, object_id):
-        if request.method not in ("GET", "POST"):
-            return HttpResponseNotAllowed(["GET", "POST"])
-        subscriber, redirect = self._subscriber_or_redirect(
-            request, object_id, self.has_change_permission
-        )
-        if redirect:
-            return redirect
-        if request.method == "GET":
-            context = self._page_context(
-                request,
-                subscriber,
-                f"Send a test digest for {subscriber}",
-                curator_email=request.user.email,
-                suppressed=deliverability.is_suppressed(subscriber.email),
-            )
-            return TemplateResponse(
-                request, "admin/subscriptions/subscriber/send_test.html", context
-            )
-        self._send_test_digest(request, subscriber, request.POST.get("to"))
-        return HttpResponseRedirect(request.path)
-
-    def _send_test_digest(self, request, subscriber, to: str | None) -> None:
-        if to == "me":
-            address = request.user.email
-            if not address:
-                self.message_user(
-                    request,
-                    "Your account has no email address: add one to your user to get test copies.",
-                    messages.ERROR,
-                )
-                return
-        elif to == "subscriber":
-            address = None
-        else:
-            self.message_user(request, "Choose where the test goes.", messages.ERROR)
-            return
-        try:
-            sent = delivery.send_test(subscriber, address, timezone.now())
-        except delivery.CannotSend as exc:
-            self.message_user(request, f"Not sent: {exc}", messages.ERROR)
-        except (smtplib.SMTPException, AnymailError, OSError) as exc:
-            self.message_user(
-                request,
-                f"The mail server did not take the digest ({type(exc).__name__}: {exc}). "
-                "Nothing was recorded as sent.",
-                messages.ERROR,
-            )
-        else:
-            if not sent:
-                self.message_user(
-                    request,
-                    f"Nothing new for {subscriber}: no digest was sent.",
-                    messages.WARNING,
-                )
-            elif address:
-                self.message_user(
-                    request,
-                    f"Sent a test copy ({sent} paper(s)) to {address}. Nothing was recorded: "
-                    "the subscriber still gets these papers in their next digest.",
-                    messages.SUCCESS,
-                )
-            else:
-                self.message_user(
-                    request,
-                    f"Sent their digest ({sent} paper(s)) to {subscriber}; it is recorded as "
-                    "sent, and these papers will not come again.",
-                    messages.SUCCESS,
-                )
-
 
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
@@ -581,30 +402,11 @@ class DeliveryEventAdmin(admin.ModelAdmin):
         "recipient",
         "reject_reason",
         "processed_at",
-        "digest_link",
     ]
     list_filter = ["event_type", "esp", ("processed_at", admin.EmptyFieldListFilter)]
     search_fields = ["recipient", "message_id", "event_id"]
-    readonly_fields = ["digest_link"]
     date_hierarchy = "received_at"
     show_full_result_count = False
-
-    def get_queryset(self, request):
-        # A subquery in the page's own query (message_id is indexed), not one per row;
-        # unsent digests have no message id and match no event.
-        digests = Digest.objects.filter(message_id=OuterRef("message_id")).exclude(message_id="")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(digest_id=Subquery(digests.order_by("pk").values("pk")[:1]))
-        )
-
-    @admin.display(description="Digest")
-    def digest_link(self, event):
-        if event.digest_id is None:
-            return "—"
-        url = reverse("admin:digest_digest_change", args=[event.digest_id])
-        return format_html('<a href="{}">#{}</a>', url, event.digest_id)
 
     def has_add_permission(self, request):
         return False
@@ -632,3 +434,23 @@ class DeliveryEventAdmin(admin.ModelAdmin):
             "title": f"Delivery events · complaint rate, 7 days: {summary}",
         }
         return super().changelist_view(request, extra_context)
+
+
+admin.site.unregister(Topic)
+
+
+@admin.register(Topic)
+class TopicAdmin(papers_admin.TopicAdmin):
+    """Papers' topic admin, with how many subscribers follow each topic."""
+
+    list_display = ["name", "kind", "subscriber_count", "recent_match_count", "created_at"]
+
+    def followers(self):
+        return papers_admin.count_of(
+            Subscriber.topics.through.objects.filter(topic_id=OuterRef("pk"))
+        )
+
+    @admin.display(description="subscribers", ordering="subscriber_count")
+    def subscriber_count(self, topic):
+        url = papers_admin.changelist_url(Subscriber, topics__id__exact=topic.pk)
+        return format_html('<a href="{}">{}</a>', url, topic.subscriber_count)

@@ -8,7 +8,11 @@ class SubscriptionsConfig(AppConfig):
     def ready(self):
         from anymail.signals import inbound, tracking
 
-        from subscriptions import deliverability, inbound_mail
+        from papers.signals import topics_merging
+        from subscriptions import inbound_mail, receivers
 
-        tracking.connect(deliverability.record, dispatch_uid="subscriptions.delivery_events")
+        tracking.connect(receivers.record, dispatch_uid="subscriptions.delivery_events")
         inbound.connect(inbound_mail.unsubscribe_by_mail, dispatch_uid="subscriptions.inbound")
+        topics_merging.connect(
+            receivers.follow_survivor, dispatch_uid="subscriptions.topics_merging"
+        )

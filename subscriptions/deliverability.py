@@ -17,7 +17,9 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from subscriptions import states
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression, normalise_email
+from subscriptions.signals import message_reported
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,6 @@ SOFT_REJECT_REASONS = {RejectReason.TIMED_OUT, SOFT_BOUNCE}
 SOFT_ESP_TYPES = {
     "Postmark": ("Type", {"SoftBounce", "Transient"}),
     "Brevo": ("event", {"soft_bounce"}),
-}
-TRACKING_FIELDS = {
-    EventType.DELIVERED: "delivered_at",
-    EventType.OPENED: "opened_at",
-    EventType.CLICKED: "clicked_at",
 }
 
 
@@ -59,7 +56,7 @@ def event_id(esp_name: str, event) -> str:
     return f"{esp_name}:sha256:{digest}"
 
 
-def _reject_reason(esp_name: str, event) -> str:
+def reject_reason(esp_name: str, event) -> str:
     raw = event.esp_event if isinstance(event.esp_event, dict) else {}
     field, soft_types = SOFT_ESP_TYPES.get(esp_name, ("", set()))
     # The payload's value as it came: a list or an object would not even hash.
@@ -67,28 +64,6 @@ def _reject_reason(esp_name: str, event) -> str:
     if isinstance(kind, str) and kind in soft_types:
         return SOFT_BOUNCE
     return event.reject_reason or ""
-
-
-def record(sender, event, esp_name, **kwargs) -> None:
-    """Receiver of anymail's ``tracking`` signal."""
-    from subscriptions.tasks import process_delivery_event
-
-    recipient = normalise_email(event.recipient or "")[:254]
-    try:
-        with transaction.atomic():
-            stored = DeliveryEvent.objects.create(
-                esp=esp_name[:32],
-                event_id=event_id(esp_name, event),
-                event_type=(event.event_type or "unknown")[:32],
-                recipient=recipient,
-                message_id=(event.message_id or "")[:255],
-                reject_reason=_reject_reason(esp_name, event)[:32],
-                description=(event.description or event.mta_response or "")[:2000],
-                occurred_at=event.timestamp,
-            )
-    except IntegrityError:
-        return  # the same event again: it was recorded (and acted on) the first time
-    process_delivery_event.delay_on_commit(stored.pk)
 
 
 def suppress(
@@ -190,17 +165,10 @@ def process(event: DeliveryEvent) -> None:
     elif kind in SUPPRESSING:
         suppress(event.recipient, SUPPRESSING[kind], event, event.description)
     elif kind == EventType.UNSUBSCRIBED:
-        from subscriptions import services
-
         for subscriber in Subscriber.objects.with_email(event.recipient):
-            services.unsubscribe(subscriber)
-    elif kind in TRACKING_FIELDS and event.message_id:
-        from digest.models import Digest
-
-        field = TRACKING_FIELDS[kind]
-        Digest.objects.filter(message_id=event.message_id, **{f"{field}__isnull": True}).update(
-            **{field: event.occurred_at or event.received_at}
-        )
+            states.unsubscribe(subscriber)
+    elif event.message_id:
+        message_reported.send(DeliveryEvent, event=event)
     DeliveryEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error="")
 
 

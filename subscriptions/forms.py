@@ -5,8 +5,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.choices import BaseChoiceIterator
 
-from digest.models import Topic
-from digest.text import clean_line, has_control_characters, normalise_key
+from core.text import clean_line, has_control_characters, normalise_key
+from papers.models import Topic
 from subscriptions.models import MAX_PAPERS_LIMIT, Subscriber, _timezones, normalise_email
 
 MAX_INTERESTS = 10

@@ -8,7 +8,7 @@ subscriber the digest went to.
 import logging
 import re
 
-from subscriptions import services
+from subscriptions import states
 from subscriptions.tokens import BadToken, Purpose, read_token
 
 log = logging.getLogger(__name__)
@@ -26,4 +26,4 @@ def unsubscribe_by_mail(sender, event, esp_name, **kwargs) -> None:
     except BadToken:
         log.info("inbound unsubscribe with an invalid token from %s", esp_name)
         return
-    services.unsubscribe(subscriber)
+    states.unsubscribe(subscriber)

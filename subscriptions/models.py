@@ -99,7 +99,7 @@ class Subscriber(models.Model):
     pending_interests = models.JSONField(default=list, blank=True)
     # What a suppression interrupted, for lifting it (subscriptions.deliverability.lift).
     status_before_suppression = models.CharField(max_length=16, choices=Status, blank=True)
-    topics = models.ManyToManyField("digest.Topic", related_name="subscribers", blank=True)
+    topics = models.ManyToManyField("papers.Topic", related_name="subscribers", blank=True)
     frequency = models.CharField(max_length=8, choices=Frequency, default=Frequency.DAILY)
     weekday = models.PositiveSmallIntegerField(
         choices=Weekday, default=Weekday.MONDAY, help_text="The day a weekly digest goes out."

@@ -5,11 +5,12 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from digest.models import Topic
-from digest.signals import defer_rescoring
-from subscriptions import tasks
+from papers.models import Topic
+from papers.signals import defer_rescoring
+from subscriptions import states, tasks
 from subscriptions.models import DeliveryEvent, Subscriber
 from subscriptions.schedule import next_due
+from subscriptions.signals import export_collecting, message_ids_collecting
 
 PREFERENCE_FIELDS = ["frequency", "weekday", "send_hour", "timezone", "max_papers"]
 
@@ -99,28 +100,13 @@ def sign_up(cleaned: dict) -> None:
     # A suppressed address (bounced or complained) gets no mail at all.
 
 
-def _move(subscriber: Subscriber, from_statuses, **changes) -> bool:
-    """Change a subscriber only if they are still in one of ``from_statuses``: a
-    conditional UPDATE, so that concurrent requests and webhooks cannot undo each other."""
-    new = changes.get("status")
-    if new is not None and not all(Subscriber.can_move(old, new) for old in from_statuses):
-        raise ValueError(f"not a transition of Subscriber.TRANSITIONS: {from_statuses} -> {new}")
-    moved = Subscriber.objects.filter(pk=subscriber.pk, status__in=from_statuses).update(
-        updated_at=timezone.now(), **changes
-    )
-    if moved:
-        for name, value in changes.items():
-            setattr(subscriber, name, value)
-    return bool(moved)
-
-
 @transaction.atomic
 def confirm(subscriber: Subscriber, ip: str, user_agent: str) -> None:
     """Confirm a pending subscription: its interests become topics now; the first
     confirmation sends the welcome email."""
     now = timezone.now()
     interests = list(subscriber.pending_interests)
-    moved = _move(
+    moved = states.move(
         subscriber,
         [Subscriber.Status.PENDING],
         status=Subscriber.Status.ACTIVE,
@@ -136,32 +122,9 @@ def confirm(subscriber: Subscriber, ip: str, user_agent: str) -> None:
         tasks.send_welcome.delay_on_commit(subscriber.pk)
 
 
-def pause(subscriber: Subscriber) -> None:
-    _move(subscriber, [Subscriber.Status.ACTIVE], status=Subscriber.Status.PAUSED, next_due_at=None)
-
-
-def resume(subscriber: Subscriber) -> None:
-    _move(
-        subscriber,
-        [Subscriber.Status.PAUSED],
-        status=Subscriber.Status.ACTIVE,
-        next_due_at=next_due(subscriber, timezone.now()),
-    )
-
-
-def unsubscribe(subscriber: Subscriber) -> None:
-    """Idempotent; a suppressed address stays suppressed."""
-    _move(
-        subscriber,
-        [Subscriber.Status.PENDING, Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED],
-        status=Subscriber.Status.UNSUBSCRIBED,
-        next_due_at=None,
-    )
-
-
 def export(subscriber: Subscriber) -> dict:
-    """Everything Paperboy holds about a subscriber."""
-    digests = subscriber.digests.prefetch_related("items__paper").order_by("scheduled_for")
+    """Everything Paperboy holds about a subscriber: what this app holds, and what the
+    apps built on it add (subscriptions.signals.export_collecting)."""
     topics = list(subscriber.topics.all())
     return {
         "email": subscriber.email,
@@ -182,27 +145,11 @@ def export(subscriber: Subscriber) -> dict:
             "timezone": subscriber.timezone,
             "max_papers": subscriber.max_papers,
         },
-        "digests": [
-            {
-                "period": digest.period,
-                "status": digest.status,
-                "sent_at": digest.sent_at and digest.sent_at.isoformat(),
-                "papers": [
-                    {"title": item.paper.title, "arxiv_id": item.paper.arxiv_id, "why": item.reason}
-                    for item in digest.items.all()
-                ],
-            }
-            for digest in digests
-        ],
-        "feedback": [
-            {
-                "paper": vote.paper.title,
-                "arxiv_id": vote.paper.arxiv_id,
-                "vote": "up" if vote.vote == 1 else "down",
-                "at": vote.updated_at.isoformat(),
-            }
-            for vote in subscriber.feedback.select_related("paper").order_by("created_at")
-        ],
+        **{
+            name: section
+            for _, sections in export_collecting.send(Subscriber, subscriber=subscriber)
+            for name, section in (sections or {}).items()
+        },
         "delivery_events": [
             {
                 "esp": event.esp,
@@ -217,11 +164,11 @@ def export(subscriber: Subscriber) -> dict:
 
 
 def _delivery_events(subscriber: Subscriber):
-    """What the ESP reported about the subscriber's address or their digests."""
-    message_ids = subscriber.digests.exclude(message_id="").values("message_id")
-    return DeliveryEvent.objects.alias(recipient_lower=Lower("recipient")).filter(
-        Q(recipient_lower=subscriber.email.lower()) | Q(message_id__in=message_ids)
-    )
+    """What the ESP reported about the subscriber's address or what was mailed to them."""
+    about = Q(recipient_lower=subscriber.email.lower())
+    for _, message_ids in message_ids_collecting.send(Subscriber, subscriber=subscriber):
+        about |= Q(message_id__in=message_ids)
+    return DeliveryEvent.objects.alias(recipient_lower=Lower("recipient")).filter(about)
 
 
 def delete(subscriber: Subscriber) -> None:

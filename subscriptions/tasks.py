@@ -1,7 +1,8 @@
 from celery import shared_task
+from django.utils import timezone
 
-from digest import emails
-from subscriptions import deliverability
+from mailing import retry
+from subscriptions import deliverability, emails, interests
 from subscriptions.models import DeliveryEvent, Subscriber
 
 
@@ -12,9 +13,9 @@ def _send(task, send, subscriber_id: int, statuses) -> None:
     try:
         send(subscriber)
     except Exception as exc:
-        if not emails.is_transient(exc):
+        if not retry.is_transient(exc):
             raise
-        raise task.retry(exc=exc, countdown=emails.backoff(task.request.retries)) from exc
+        raise task.retry(exc=exc, countdown=retry.backoff(task.request.retries)) from exc
 
 
 @shared_task(bind=True, name="subscriptions.send_confirmation", max_retries=5)
@@ -43,3 +44,9 @@ def process_delivery_event(event_id: int) -> None:
 @shared_task(name="subscriptions.process_pending_delivery_events")
 def process_pending_delivery_events() -> int:
     return deliverability.process_pending()
+
+
+@shared_task(name="subscriptions.prune_interests")
+def prune_unfollowed_interests() -> int:
+    """Daily: interest topics nobody follows any more (see subscriptions.interests)."""
+    return interests.prune_interests(timezone.now())

@@ -8,9 +8,9 @@ from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from digest.models import Topic
-from digest.topics import previews_context
-from subscriptions import ratelimit, services
+from papers.models import Topic
+from papers.topics import previews_context
+from subscriptions import ratelimit, services, states
 from subscriptions.forms import PreferencesForm, SignupForm
 from subscriptions.links import manage_url
 from subscriptions.models import Subscriber
@@ -129,14 +129,14 @@ def manage(request, subscriber, token):
 @require_POST
 @with_subscriber(Purpose.MANAGE)
 def pause(request, subscriber, token):
-    services.pause(subscriber)
+    states.pause(subscriber)
     return redirect("subscriptions:manage", token=token)
 
 
 @require_POST
 @with_subscriber(Purpose.MANAGE)
 def resume(request, subscriber, token):
-    services.resume(subscriber)
+    states.resume(subscriber)
     return redirect("subscriptions:manage", token=token)
 
 
@@ -165,7 +165,7 @@ def delete(request, subscriber, token):
 @with_subscriber(Purpose.UNSUBSCRIBE)
 def unsubscribe(request, subscriber, token):
     if request.method == "POST":
-        services.unsubscribe(subscriber)
+        states.unsubscribe(subscriber)
         return render(request, "subscriptions/unsubscribed.html", {"subscriber": subscriber})
     # A GET changes nothing: link scanners must not unsubscribe anyone.
     return render(request, "subscriptions/unsubscribe.html", {"subscriber": subscriber})

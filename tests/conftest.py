@@ -29,7 +29,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def feed_server(tmp_path, settings):
     """A real HTTP server on loopback serving a folder; yields (folder, base URL).
-    Loopback is allowed as a feed host for the test (digest.fetch refuses it otherwise)."""
+    Loopback is allowed as a feed host for the test (core.fetch refuses it otherwise)."""
     settings.PAPERBOY_FETCH_ALLOW = ["127.0.0.1"]
     handler = functools.partial(_QuietHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -49,7 +49,7 @@ def eager_celery(request):
     if request.node.get_closest_marker("celery_worker"):
         yield
         return
-    from digest.celery import app
+    from paperboy.celery import app
 
     app.conf.task_always_eager = app.conf.task_eager_propagates = True
     yield
@@ -64,7 +64,7 @@ def lexical_unless_semantic(request, settings):
         settings.PAPERBOY_MATCHING = "lexical"
     # Each test's papers are its own: a background read by an earlier test (whose rows
     # were rolled back, and whose ids SQLite may hand out again) must not be reused.
-    from digest import semantic
+    from papers import semantic
 
     semantic._background_cache.clear()
 
@@ -83,6 +83,6 @@ def starter_topics(django_db_blocker):
     ends by emptying every table, migration data included."""
     from django.apps import apps
 
-    migration = importlib.import_module("digest.migrations.0003_starter_topics")
+    migration = importlib.import_module("papers.migrations.0002_starter_topics")
     with django_db_blocker.unblock():
         migration.add_topics(apps, None)

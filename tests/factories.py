@@ -3,7 +3,8 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
-from digest.models import Digest, Paper, Topic
+from digest.models import Digest
+from papers.models import Paper, Topic
 from subscriptions.models import Subscriber
 
 
@@ -48,7 +49,7 @@ class DigestFactory(factory.django.DjangoModelFactory):
 
 def match(paper, topic, score=2.0, terms=("sparse things",), **fields):
     """A stored score that puts ``paper`` in ``topic``."""
-    from digest.models import PaperTopic
+    from papers.models import PaperTopic
 
     row, _ = PaperTopic.objects.update_or_create(
         paper=paper, topic=topic, defaults={"score": score, "matched_terms": list(terms), **fields}

@@ -99,7 +99,7 @@ def _wait_exited(pidfds: list[int], timeout: float = 60) -> None:
 
 
 class CeleryProcess:
-    """`celery -A digest ...` in a child process, its output read line by line.
+    """`celery -A paperboy ...` in a child process, its output read line by line.
 
     The child leads a session of its own, so that ``kill()`` reaches the pool processes
     it forks as well, and a Ctrl-C meant for pytest does not stop it behind the test's
@@ -113,9 +113,9 @@ class CeleryProcess:
         self._ended = False
         self._terminated = False
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "digest", *args, "--loglevel", "INFO"],
+            [sys.executable, "-m", "celery", "-A", "paperboy", *args, "--loglevel", "INFO"],
             cwd=ROOT,
-            env=os.environ | {"DJANGO_SETTINGS_MODULE": "digest.settings"} | env,
+            env=os.environ | {"DJANGO_SETTINGS_MODULE": "paperboy.settings"} | env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from gunicorn.config import Config
 
-from digest.accesslog import AccessLogger
+from paperboy.accesslog import AccessLogger
 from subscriptions.tokens import Purpose, make_token
 from tests.factories import SubscriberFactory
 
@@ -40,4 +40,4 @@ def test_tokens_in_paths_and_referers_are_left_out(db):
 def test_gunicorn_uses_it_from_the_directory_it_starts_in():
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
-    assert settings["logger_class"] == "digest.accesslog.AccessLogger"
+    assert settings["logger_class"] == "paperboy.accesslog.AccessLogger"

@@ -1,8 +1,9 @@
 import pytest
 from django.urls import reverse
 
-from digest.importers import import_source
-from digest.models import Digest, DigestItem, ImportRun, Paper, Topic
+from digest.models import Digest, DigestItem
+from papers.importers import import_source
+from papers.models import ImportRun, Paper, Topic
 from subscriptions.models import Subscriber
 from tests.factories import DigestFactory, PaperFactory, SubscriberFactory
 

@@ -9,9 +9,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from digest import delivery
-from digest.models import Digest, DigestItem, ImportRun, Paper, SchedulingPass
+from digest import scheduling, sending
+from digest.models import Digest, DigestItem, SchedulingPass
 from digest.tasks import schedule_digests
+from papers.models import ImportRun, Paper
 from subscriptions.models import DeliveryEvent, Suppression
 from tests.factories import DigestFactory, PaperFactory, SubscriberFactory, TopicFactory, match
 
@@ -28,7 +29,7 @@ def sent_digest(email="ada@example.org", title="Replay buffers at scale", **fiel
     paper = PaperFactory(title=title, ingested_at=NOW - dt.timedelta(hours=2))
     match(paper, topic, terms=["replay buffer"])
     with time_machine.travel(NOW, tick=False):
-        result = delivery.send_batch(delivery.claim_due(NOW), now=NOW)
+        result = sending.send_batch(scheduling.claim_due(NOW), now=NOW)
     digest = Digest.objects.get(pk=result.sent[0])
     if fields:
         Digest.objects.filter(pk=digest.pk).update(**fields)
@@ -153,7 +154,7 @@ class TestDeliveryLog:
 
 
 class TestImportFromTheAdmin:
-    url = property(lambda self: reverse("admin:digest_importrun_import"))
+    url = property(lambda self: reverse("admin:papers_importrun_import"))
 
     def test_an_uploaded_page_is_imported(self, admin_client, samples):
         upload = SimpleUploadedFile(
@@ -170,7 +171,7 @@ class TestImportFromTheAdmin:
     def test_an_error_of_the_servers_own_is_a_page_not_a_500(
         self, admin_client, samples, monkeypatch
     ):
-        from digest import importers
+        from papers import importers
 
         def broken(*args, **kwargs):
             raise RuntimeError("the database went away")
@@ -245,7 +246,7 @@ class TestImportFromTheAdmin:
         settings.PAPERBOY_FEED_URLS = [f"{base}/atom.xml"]
 
         with django_capture_on_commit_callbacks(execute=True):
-            response = admin_client.post(reverse("admin:digest_importrun_import_feeds"))
+            response = admin_client.post(reverse("admin:papers_importrun_import_feeds"))
 
         assert response.status_code == 302
         assert Paper.objects.count() == 2
@@ -296,7 +297,7 @@ class TestSchedulingPasses:
         def broken(now):
             raise RuntimeError("database went away")
 
-        monkeypatch.setattr(delivery, "claim_pages", broken)
+        monkeypatch.setattr(scheduling, "claim_pages", broken)
 
         with pytest.raises(RuntimeError):
             schedule_digests()
@@ -380,7 +381,7 @@ def _queries(client, url) -> int:
     [
         "digest_digest",
         "digest_digestitem",
-        "digest_importrun",
+        "papers_importrun",
         "digest_schedulingpass",
         "django_celery_beat_periodictask",
         "subscriptions_suppression",
@@ -404,7 +405,7 @@ def test_changelist_queries_stay_flat_as_rows_grow(admin_client, name):
             )
             PeriodicTask.objects.create(
                 name=f"task {PeriodicTask.objects.count()}",
-                task="digest.import_feeds",
+                task="papers.import_feeds",
                 interval=IntervalSchedule.objects.get_or_create(every=1, period="hours")[0],
             )
 

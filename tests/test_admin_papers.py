@@ -12,13 +12,13 @@ from django.forms import CheckboxInput
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from digest.matching import score_papers
-from digest.models import Paper, PaperTopic, Topic
+from papers.matching import score_papers
+from papers.models import Paper, PaperTopic, Topic
 from tests.factories import PaperFactory, TopicFactory, match
 
 pytestmark = pytest.mark.django_db
 
-PAPERS = reverse("admin:digest_paper_changelist")
+PAPERS = reverse("admin:papers_paper_changelist")
 
 
 # Helpers, also used by test_admin_topics.py
@@ -118,7 +118,7 @@ def test_the_paper_list_links_to_arxiv(admin_client):
     paper = PaperFactory(arxiv_id="2404.16789")
 
     response = admin_client.get(PAPERS)
-    change = admin_client.get(reverse("admin:digest_paper_change", args=[paper.pk]))
+    change = admin_client.get(reverse("admin:papers_paper_change", args=[paper.pk]))
 
     assert b'href="https://arxiv.org/abs/2404.16789"' in response.content
     assert b'href="https://arxiv.org/abs/2404.16789"' in change.content
@@ -369,7 +369,7 @@ def test_non_staff_cannot_run_paper_actions(non_staff_client, action):
 
 
 def change_page(client, paper):
-    url = reverse("admin:digest_paper_change", args=[paper.pk])
+    url = reverse("admin:papers_paper_change", args=[paper.pk])
     return url, client.get(url)
 
 
@@ -429,7 +429,7 @@ def test_a_topic_without_a_stored_score_can_be_pinned(admin_client):
 def test_the_pin_row_finds_any_topic_by_autocomplete(admin_client):
     topic = TopicFactory(name="Protein folding", kind=Topic.Kind.INTEREST)
     params = {
-        "app_label": "digest",
+        "app_label": "papers",
         "model_name": "papertopic",
         "field_name": "topic",
         "term": "protein",
@@ -463,7 +463,7 @@ def test_the_change_page_lists_every_stored_score_without_a_query_per_row(admin_
     topics = TopicFactory.create_batch(3)
     for topic in topics:
         match(paper, topic)
-    url = reverse("admin:digest_paper_change", args=[paper.pk])
+    url = reverse("admin:papers_paper_change", args=[paper.pk])
     admin_client.get(url)
     with CaptureQueriesContext(connection) as few:
         admin_client.get(url)

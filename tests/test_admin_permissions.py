@@ -5,7 +5,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from digest.models import Digest, DigestItem, Paper, Topic
+from digest.models import Digest, DigestItem
+from papers.models import Paper, Topic
 from subscriptions.models import Subscriber
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory
 
@@ -44,9 +45,9 @@ def custom_views(digest: Digest) -> list[tuple[str, str]]:
         ("get", reverse("admin:subscriptions_subscriber_preview", args=[subscriber.pk])),
         ("get", reverse("admin:subscriptions_subscriber_send_test", args=[subscriber.pk])),
         ("post", reverse("admin:subscriptions_subscriber_send_test", args=[subscriber.pk])),
-        ("get", reverse("admin:digest_importrun_import")),
-        ("post", reverse("admin:digest_importrun_import")),
-        ("post", reverse("admin:digest_importrun_import_feeds")),
+        ("get", reverse("admin:papers_importrun_import")),
+        ("post", reverse("admin:papers_importrun_import")),
+        ("post", reverse("admin:papers_importrun_import_feeds")),
     ]
 
 
@@ -74,7 +75,7 @@ def test_the_digest_as_sent_is_for_those_who_may_see_digests(
 
 def test_the_dashboard_shows_figures_only_to_those_who_may_see_them(client, django_user_model):
     SubscriberFactory()
-    client.force_login(staff(django_user_model, "digest.view_paper"))
+    client.force_login(staff(django_user_model, "papers.view_paper"))
     assert b"paperboy-dashboard" not in client.get(reverse("admin:index")).content
 
     client.force_login(

@@ -1,4 +1,4 @@
-"""The topics admin and digest.topics: counts that link to filtered lists, previewing
+"""The topics admin and papers.topics: counts that link to filtered lists, previewing
 terms before saving them, promoting interests and merging topics."""
 
 import datetime as dt
@@ -9,15 +9,16 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.importers import import_source
-from digest.models import DigestItem, Feedback, PaperTopic, Topic
-from digest.topics import merge_topics, preview_terms, promote_to_curated
+from digest.models import DigestItem, Feedback
+from papers.importers import import_source
+from papers.models import PaperTopic, Topic
+from papers.topics import merge_topics, preview_terms, promote_to_curated
 from tests.factories import DigestFactory, PaperFactory, SubscriberFactory, TopicFactory, match
 from tests.test_admin_papers import count_queries, form_data, message_texts, post_action, results
 
 pytestmark = pytest.mark.django_db
 
-TOPICS = reverse("admin:digest_topic_changelist")
+TOPICS = reverse("admin:papers_topic_changelist")
 CURATED = Topic.Kind.CURATED
 INTEREST = Topic.Kind.INTEREST
 PINNED = PaperTopic.Curation.PINNED
@@ -113,7 +114,7 @@ def test_the_topic_list_runs_as_many_queries_for_200_rows_as_for_10(admin_client
 
 
 def change_url(topic):
-    return reverse("admin:digest_topic_change", args=[topic.pk])
+    return reverse("admin:papers_topic_change", args=[topic.pk])
 
 
 def preview_rows(response):
@@ -184,7 +185,7 @@ def test_a_new_topic_can_be_previewed_before_it_exists(admin_client):
         "_preview": "Preview matches",
     }
 
-    response = admin_client.post(reverse("admin:digest_topic_add"), data)
+    response = admin_client.post(reverse("admin:papers_topic_add"), data)
 
     assert [row.paper for row in response.context["preview_rows"]] == [paper]
     assert not Topic.objects.filter(slug="protein-folding").exists()
@@ -476,7 +477,7 @@ def test_a_merge_is_all_or_nothing(monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("rescoring failed")
 
-    monkeypatch.setattr("digest.topics.matching.rescore_topic", fail)
+    monkeypatch.setattr("papers.topics.matching.rescore_topic", fail)
     with pytest.raises(RuntimeError):
         merge_topics(survivor, [other])
 

@@ -11,10 +11,12 @@ import time_machine
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
-from digest import delivery
+from digest import ledger, scheduling, sending
 from digest.compose import compose, compose_many
-from digest.models import Digest, DigestItem, Feedback, PaperTopic
+from digest.models import Digest, DigestItem, Feedback
 from digest.tasks import schedule_digests
+from mailing import smtp, transport
+from papers.models import PaperTopic
 from tests.factories import DigestFactory, PaperFactory, SubscriberFactory, TopicFactory, match
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +27,7 @@ def recording(request, monkeypatch):
     """Each test on both ways of recording a digest going out: PostgreSQL's single
     statement, and the transaction other databases use."""
     if request.param == "transaction":
-        monkeypatch.setattr(delivery, "ONE_STATEMENT_VENDORS", set())
+        monkeypatch.setattr(ledger, "ONE_STATEMENT_VENDORS", set())
     return request.param
 
 
@@ -103,24 +105,24 @@ def test_composing_costs_the_same_queries_for_5_or_50_subscribers():
 
 
 def test_claims_are_committed_and_handed_on_page_by_page(monkeypatch):
-    monkeypatch.setattr(delivery, "CLAIM_PAGE", 2)
+    monkeypatch.setattr(scheduling, "CLAIM_PAGE", 2)
     due = [SubscriberFactory(next_due_at=NOW - dt.timedelta(minutes=n)) for n in range(5)]
 
     pages = []
-    for page in delivery.claim_pages(NOW):
+    for page in scheduling.claim_pages(NOW):
         # Each page is committed before the next is read: its digests are visible.
         assert Digest.objects.filter(pk__in=page).count() == len(page)
         pages.append(page)
 
     assert [len(page) for page in pages] == [2, 2, 1]
     assert sorted(Digest.objects.values_list("subscriber_id", flat=True)) == [s.pk for s in due]
-    assert list(delivery.claim_pages(NOW)) == []
+    assert list(scheduling.claim_pages(NOW)) == []
 
 
 def test_the_scheduling_pass_queues_each_page_as_it_goes(
     monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(delivery, "CLAIM_PAGE", 2)
+    monkeypatch.setattr(scheduling, "CLAIM_PAGE", 2)
     for n in range(5):
         SubscriberFactory(next_due_at=NOW - dt.timedelta(minutes=n))
     queued = []
@@ -141,13 +143,13 @@ def three_due(settings):
     subscribers = [SubscriberFactory(next_due_at=NOW) for _ in range(3)]
     for subscriber in subscribers:
         subscriber.topics.add(topic)
-    return delivery.claim_due(NOW)
+    return scheduling.claim_due(NOW)
 
 
 def test_a_failure_after_a_sent_digest_still_records_that_one_sent(
     three_due, smtp_mailer, monkeypatch
 ):
-    rows = delivery._ledger_values
+    rows = ledger._ledger_values
     calls = []
 
     def second_fails(digest, picks):
@@ -156,9 +158,9 @@ def test_a_failure_after_a_sent_digest_still_records_that_one_sent(
             raise RuntimeError("the database went away")
         return rows(digest, picks)
 
-    monkeypatch.setattr(delivery, "_ledger_values", second_fails)
+    monkeypatch.setattr(ledger, "_ledger_values", second_fails)
 
-    result = delivery.send_batch(three_due, now=NOW)
+    result = sending.send_batch(three_due, now=NOW)
 
     first, second, third = (Digest.objects.get(pk=pk) for pk in three_due)
     assert (first.status, second.status, third.status) == ("sent", "claimed", "sent")
@@ -170,7 +172,7 @@ def test_a_failure_after_a_sent_digest_still_records_that_one_sent(
 
 
 def test_the_last_digest_of_a_batch_is_recorded_sent(three_due, smtp_mailer):
-    result = delivery.send_batch(three_due, now=NOW)
+    result = sending.send_batch(three_due, now=NOW)
 
     assert result.sent == three_due
     assert set(Digest.objects.values_list("status", flat=True)) == {"sent"}
@@ -180,7 +182,7 @@ def test_the_last_digest_of_a_batch_is_recorded_sent(three_due, smtp_mailer):
 def test_a_digest_is_recorded_sending_before_the_dot_that_hands_it_over(
     three_due, smtp_mailer, monkeypatch
 ):
-    commit = delivery.smtp.commit
+    commit = smtp.end_data
     seen = []
 
     def observe(connection):
@@ -189,9 +191,9 @@ def test_a_digest_is_recorded_sending_before_the_dot_that_hands_it_over(
         seen.append((digest.status, digest.items.exists(), len(smtp_mailer.messages)))
         commit(connection)
 
-    monkeypatch.setattr(delivery.smtp, "commit", observe)
+    monkeypatch.setattr(smtp, "end_data", observe)
 
-    delivery.send_batch(three_due, now=NOW)
+    sending.send_batch(three_due, now=NOW)
 
     assert seen == [("sending", True, 0), ("sending", True, 1), ("sending", True, 2)]
 
@@ -201,16 +203,16 @@ def test_the_dot_is_not_held_back_by_nagles_algorithm(three_due, smtp_mailer, mo
     it until the body is acknowledged, which the server delays by 40 ms. bench.digests
     ran at 40 digests/s instead of 290 for it; a timed test would be flaky, so this
     checks the cause."""
-    commit = delivery.smtp.commit
+    commit = smtp.end_data
     nodelay = []
 
     def observe(connection):
         nodelay.append(connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         commit(connection)
 
-    monkeypatch.setattr(delivery.smtp, "commit", observe)
+    monkeypatch.setattr(smtp, "end_data", observe)
 
-    delivery.send_batch(three_due, now=NOW)
+    sending.send_batch(three_due, now=NOW)
 
     assert len(nodelay) == 3
     assert all(nodelay)
@@ -219,20 +221,20 @@ def test_the_dot_is_not_held_back_by_nagles_algorithm(three_due, smtp_mailer, mo
 def test_a_crash_before_the_dot_leaves_nothing_delivered_and_the_digest_claimed(
     three_due, smtp_mailer, monkeypatch
 ):
-    begin = delivery.Outbox.begin
+    begin = transport.Outbox.stage
     calls = []
 
-    def second_loses_the_database(outbox, digest, message):
-        begin(outbox, digest, message)
-        calls.append(digest.pk)
+    def second_loses_the_database(outbox, message):
+        begin(outbox, message)
+        calls.append(message.recipient)
         if len(calls) == 2:
             # As if the commit that records it failed: the message is on the wire, all
             # but its final dot.
             raise DatabaseError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(delivery.Outbox, "begin", second_loses_the_database)
+    monkeypatch.setattr(transport.Outbox, "stage", second_loses_the_database)
 
-    result = delivery.send_batch(three_due, now=NOW)
+    result = sending.send_batch(three_due, now=NOW)
 
     first, second, third = (Digest.objects.get(pk=pk) for pk in three_due)
     assert (first.status, second.status, third.status) == ("sent", "claimed", "sent")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from digest.models import Topic
+from papers.models import Topic
 from subscriptions.models import Subscriber
 from tests.factories import PaperFactory
 

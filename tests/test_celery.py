@@ -7,8 +7,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from digest.models import ImportRun, Paper
-from digest.tasks import import_feeds
+from papers.models import ImportRun, Paper
+from papers.tasks import import_feeds
 from tests.processes import CeleryProcess, database_url
 
 
@@ -29,7 +29,7 @@ def test_a_worker_consumes_the_import_task_from_the_real_broker(feed_server, sam
     )
     try:
         result = import_feeds.apply_async(queue=queue_name)
-        worker.wait_for(f"Task digest.import_feeds[{result.id}] succeeded", timeout=90)
+        worker.wait_for(f"Task papers.import_feeds[{result.id}] succeeded", timeout=90)
     finally:
         worker.stop()
 

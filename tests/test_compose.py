@@ -10,7 +10,7 @@ import pytest
 import yaml
 from django.core.management import get_commands
 
-from digest.env import Env
+from paperboy.env import Env
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ["migrate", "web", "worker", "beat"]
@@ -51,13 +51,13 @@ def test_the_web_service_runs_the_projects_wsgi_application(compose):
 @pytest.mark.parametrize("name", ["worker", "beat"])
 def test_celery_services_point_at_the_projects_app(compose, name):
     args = command(compose["services"][name])
-    assert args[:3] == ["celery", "-A", "digest"]
+    assert args[:3] == ["celery", "-A", "paperboy"]
     assert args[3] == name
     assert importlib.import_module(args[2]).celery_app.main == "paperboy"
 
 
 def test_beat_uses_the_database_scheduler_editable_in_the_admin():
-    from digest.celery import app
+    from paperboy.celery import app
 
     module, _, attribute = app.conf.beat_scheduler.partition(":")
     assert getattr(importlib.import_module(module), attribute).__name__ == "DatabaseScheduler"
@@ -74,7 +74,7 @@ def test_migrations_run_before_the_app_starts(compose):
 
 
 def test_app_services_share_settings_that_the_settings_module_reads(compose):
-    settings_source = (ROOT / "digest" / "settings.py").read_text()
+    settings_source = (ROOT / "paperboy" / "settings.py").read_text()
     for name in APP_SERVICES:
         environment = compose["services"][name]["environment"]
         importlib.import_module(environment["DJANGO_SETTINGS_MODULE"])

@@ -4,8 +4,9 @@ import pytest
 from django.apps import apps
 from django.db import IntegrityError, connection, transaction
 
-from digest.importers import import_source
-from digest.models import Digest, DigestItem, Paper, Topic
+from digest.models import Digest, DigestItem
+from papers.importers import import_source
+from papers.models import Paper, Topic
 from subscriptions.models import Subscriber, Suppression
 from tests.factories import DigestFactory, PaperFactory, SubscriberFactory
 
@@ -188,7 +189,7 @@ def test_no_index_is_a_prefix_of_another():
     # Not the many-to-many tables Django creates itself: their indexes are its own.
     tables = [
         model._meta.db_table
-        for label in ("digest", "subscriptions")
+        for label in ("papers", "subscriptions", "digest")
         for model in apps.get_app_config(label).get_models()
     ]
     redundant = []

@@ -8,7 +8,8 @@ import time_machine
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from digest.models import ImportRun, SchedulingPass
+from digest.models import SchedulingPass
+from papers.models import ImportRun
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression
 from tests.factories import DigestFactory, SubscriberFactory
 

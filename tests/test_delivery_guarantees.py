@@ -14,9 +14,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from digest import delivery
+from digest import ledger, scheduling, sending
 from digest.models import Digest
 from digest.tasks import send_digests
+from mailing import transport
 from subscriptions.models import Subscriber
 from subscriptions.tokens import Purpose, make_token
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, match
@@ -32,7 +33,7 @@ def due(count: int) -> list[int]:
     match(PaperFactory(ingested_at=now - dt.timedelta(hours=1)), topic)
     for _ in range(count):
         SubscriberFactory(next_due_at=now - dt.timedelta(minutes=1)).topics.add(topic)
-    return delivery.claim_due(now)
+    return scheduling.claim_due(now)
 
 
 def in_thread(target):
@@ -55,11 +56,11 @@ def in_thread(target):
     return outcome["result"]
 
 
-def retry(result: delivery.BatchResult) -> delivery.BatchResult:
+def retry(result: sending.BatchResult) -> sending.BatchResult:
     """What the task's retry does with what a run left to retry (digest.tasks): the
     same task, so the same owner."""
-    delivery.renew(result.retry, result.owner, timezone.now())
-    return delivery.send_batch(result.retry, owner=result.owner)
+    ledger.renew(result.retry, result.owner, timezone.now())
+    return sending.send_batch(result.retry, owner=result.owner)
 
 
 def addresses(digest_ids):
@@ -77,19 +78,19 @@ def test_a_run_that_lost_its_digests_and_is_then_refused_changes_nothing(
     again."""
     ids = due(3)
     first = Digest.objects.get(pk=ids[0])
-    begin = delivery.Outbox.begin
+    begin = transport.Outbox.stage
     overtaken = []
 
-    def a_is_overtaken(outbox, digest, message):
+    def a_is_overtaken(outbox, message):
         if threading.current_thread() is threading.main_thread() and not overtaken:
             later = timezone.now() + dt.timedelta(seconds=settings.PAPERBOY_CLAIM_LEASE + 1)
-            requeued = delivery.sweep(later, queue_empty=True).requeue
-            overtaken.append(in_thread(lambda: delivery.send_batch(requeued)))
+            requeued = scheduling.sweep(later, queue_empty=True).requeue
+            overtaken.append(in_thread(lambda: sending.send_batch(requeued)))
             smtp_mailer.refuse_recipient(first.subscriber.email, "451 4.7.1 Greylisted")
-        begin(outbox, digest, message)
+        begin(outbox, message)
 
-    monkeypatch.setattr(delivery.Outbox, "begin", a_is_overtaken)
-    result = delivery.send_batch(ids)
+    monkeypatch.setattr(transport.Outbox, "stage", a_is_overtaken)
+    result = sending.send_batch(ids)
     smtp_mailer.accept_recipient(first.subscriber.email)
     retry(result)
 
@@ -106,7 +107,7 @@ def test_a_task_that_lost_its_database_connection_takes_its_digests_back_at_once
     """The retry after a lost connection is the same run: it need not wait for the
     lease it holds to run out."""
     ids = due(2)
-    compose_many = delivery.compose_many
+    compose_many = sending.compose_many
     calls = []
 
     def connection_lost_once(*args, **kwargs):
@@ -115,7 +116,7 @@ def test_a_task_that_lost_its_database_connection_takes_its_digests_back_at_once
             raise DatabaseError("server closed the connection unexpectedly")
         return compose_many(*args, **kwargs)
 
-    monkeypatch.setattr(delivery, "compose_many", connection_lost_once)
+    monkeypatch.setattr(sending, "compose_many", connection_lost_once)
     # Eager Celery runs the retry at once, then reports the Retry instead of raising it
     # (the eager_celery fixture puts the setting back).
     send_digests.app.conf.task_eager_propagates = False
@@ -133,9 +134,9 @@ def test_an_esp_that_takes_the_request_and_never_answers_gets_it_once(esp_server
     settings.ANYMAIL["REQUESTS_TIMEOUT"] = 0.5
     ids = due(2)
 
-    result = delivery.send_batch(ids)
+    result = sending.send_batch(ids)
     retried = retry(result)
-    swept = delivery.sweep(timezone.now() + dt.timedelta(hours=1), queue_empty=True)
+    swept = scheduling.sweep(timezone.now() + dt.timedelta(hours=1), queue_empty=True)
 
     assert result.unknown == ids
     assert (retried.sent, swept.requeue) == ([], [])
@@ -149,7 +150,7 @@ def test_an_esp_answer_that_is_not_a_refusal_may_have_sent_it(esp_server, mode):
     esp_server.mode = mode
     ids = due(1)
 
-    result = delivery.send_batch(ids)
+    result = sending.send_batch(ids)
     retry(result)
 
     assert result.unknown == ids
@@ -160,7 +161,7 @@ def test_an_esp_refusal_is_retried_or_failed_and_nothing_waits_in_the_ledger(esp
     esp_server.mode = "429"
     ids = due(1)
 
-    result = delivery.send_batch(ids)
+    result = sending.send_batch(ids)
     esp_server.mode = "accept"
     retried = retry(result)
 
@@ -232,7 +233,7 @@ def _classification_cases():
     ids=[case for case, _, _ in _classification_cases()],
 )
 def test_only_a_refusal_or_an_error_before_the_request_left_means_not_sent(case, error, never_left):
-    assert delivery._never_reached_esp(error) is never_left
+    assert transport.never_reached_esp(error) is never_left
 
 
 def test_an_esp_that_cannot_be_reached_gets_the_digest_on_the_retry(esp_server, settings):
@@ -242,7 +243,7 @@ def test_an_esp_that_cannot_be_reached_gets_the_digest_on_the_retry(esp_server, 
     # A port nothing listens on: the connection is refused.
     settings.ANYMAIL["POSTMARK_API_URL"] = "http://127.0.0.1:9/"
 
-    result = delivery.send_batch(ids)
+    result = sending.send_batch(ids)
     settings.ANYMAIL["POSTMARK_API_URL"] = reachable
     retried = retry(result)
 
@@ -262,10 +263,10 @@ def test_a_batch_slower_than_its_lease_keeps_its_digests(smtp_mailer, settings):
 
     def scheduling_pass(count):
         # In a thread of its own: the ORM stays out of the server's event loop.
-        passes.append(in_thread(lambda: delivery.sweep(timezone.now(), queue_empty=True)))
+        passes.append(in_thread(lambda: scheduling.sweep(timezone.now(), queue_empty=True)))
 
     smtp_mailer.on_message(scheduling_pass)
-    result = delivery.send_batch(ids)
+    result = sending.send_batch(ids)
 
     assert result.sent == ids
     assert len(passes) == 8
@@ -289,13 +290,13 @@ def test_readers_sign_up_and_unsubscribe_while_a_slow_mail_server_takes_digests(
     smtp_mailer.on_rcpt(lambda count: on_the_wire.set())
     outcome = {}
 
-    def sending():
+    def send():
         try:
-            outcome["result"] = delivery.send_batch(ids)
+            outcome["result"] = sending.send_batch(ids)
         finally:
             connections.close_all()
 
-    sender = threading.Thread(target=sending)
+    sender = threading.Thread(target=send)
     sender.start()
     try:
         assert on_the_wire.wait(30)

@@ -9,10 +9,11 @@ import time_machine
 from django.core import mail
 from django.core.management import call_command
 
-from digest import delivery
+from digest import scheduling, sending
 from digest.compose import compose
-from digest.importers import import_source
-from digest.models import Digest, DigestItem, Feedback, Paper, PaperTopic
+from digest.models import Digest, DigestItem, Feedback
+from papers.importers import import_source
+from papers.models import Paper, PaperTopic
 from subscriptions.models import Subscriber
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, match
 
@@ -38,7 +39,7 @@ def new_paper(topic, score=2.0, hours_ago=2, **fields):
 
 
 def send_due():
-    return delivery.send_batch(delivery.claim_due(NOW), now=NOW)
+    return sending.send_batch(scheduling.claim_due(NOW), now=NOW)
 
 
 class TestComposition:
@@ -135,9 +136,9 @@ class TestComposition:
                 "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5},
             }
         }
-        ids = delivery.claim_due(NOW)
+        ids = scheduling.claim_due(NOW)
 
-        result = delivery.send_batch(ids, now=NOW)
+        result = sending.send_batch(ids, now=NOW)
 
         assert result.retry == ids
         digest = Digest.objects.get()
@@ -190,20 +191,20 @@ class TestSending:
     def test_a_redelivered_batch_sends_nothing_twice(self, reader):
         _, topic = reader
         new_paper(topic)
-        ids = delivery.claim_due(NOW)
+        ids = scheduling.claim_due(NOW)
 
-        delivery.send_batch(ids, now=NOW)
-        delivery.send_batch(ids, now=NOW)
+        sending.send_batch(ids, now=NOW)
+        sending.send_batch(ids, now=NOW)
 
         assert len(mail.outbox) == 1
 
     def test_a_subscriber_who_unsubscribed_after_the_claim_gets_nothing(self, reader):
         subscriber, topic = reader
         new_paper(topic)
-        ids = delivery.claim_due(NOW)
+        ids = scheduling.claim_due(NOW)
         Subscriber.objects.filter(pk=subscriber.pk).update(status=Subscriber.Status.UNSUBSCRIBED)
 
-        delivery.send_batch(ids, now=NOW)
+        sending.send_batch(ids, now=NOW)
 
         assert mail.outbox == []
         assert Digest.objects.get().status == Digest.Status.SKIPPED
@@ -293,7 +294,7 @@ class TestOverSMTP:
     def test_a_421_is_retried_without_resending_what_went_out(
         self, reader, smtp_mailer, django_capture_on_commit_callbacks
     ):
-        from digest.celery import app
+        from paperboy.celery import app
 
         # Eager Celery runs the retry at once; the Retry it raises afterwards is its signal.
         # (The eager_celery fixture puts the setting back.)
@@ -446,7 +447,7 @@ def test_transient_errors_are_told_from_permanent_ones(error, transient):
 
     from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 
-    from digest.emails import is_transient
+    from mailing.retry import is_transient
 
     exc = {
         "smtp-421": smtplib.SMTPDataError(421, b"Try again later"),

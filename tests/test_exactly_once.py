@@ -12,7 +12,7 @@ from django.db import connection, connections
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from digest import delivery
+from digest import scheduling, sending
 from digest.models import Digest
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, match
 from tests.processes import CeleryProcess, database_url
@@ -59,13 +59,13 @@ def test_two_schedulers_and_two_senders_at_once_send_each_digest_once(smtp_maile
     for subscriber in subscribers:
         subscriber.topics.add(topic)
 
-    claims = run_together(lambda: delivery.claim_due(now))
+    claims = run_together(lambda: scheduling.claim_due(now))
 
     assert sorted(claims[0] + claims[1]) == sorted(Digest.objects.values_list("pk", flat=True))
     assert Digest.objects.count() == 60
     everything = claims[0] + claims[1]
     senders = iter(owners)
-    run_together(lambda: delivery.send_batch(everything, now=now, owner=next(senders)))
+    run_together(lambda: sending.send_batch(everything, now=now, owner=next(senders)))
 
     received = Counter(m.rcpt_tos[0] for m in smtp_mailer.wait_for(60))
     assert received == Counter({s.email: 1 for s in subscribers})

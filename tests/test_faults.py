@@ -5,7 +5,7 @@ accepted per address, PostgreSQL and Redis (in CI). Each test runs a few thousan
 digests or fewer; PAPERBOY_FAULTS=long runs ten times as many with more faults
 (`make test-faults`).
 
-What a crash can leave, by design (digest.delivery, digest.smtp): a digest is recorded
+What a crash can leave, by design (digest.sending, mailing.smtp): a digest is recorded
 "sending" just before the final dot of DATA, so a worker killed before that point
 leaves it to be sent again, and one killed after it leaves a digest that is never sent
 again. The server has it in that case, and its record ends "unknown" rather than
@@ -23,8 +23,9 @@ from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from digest import delivery
-from digest.models import Digest, DigestItem, Paper, PaperTopic, Topic
+from digest import scheduling, sending
+from digest.models import Digest, DigestItem
+from papers.models import Paper, PaperTopic, Topic
 from subscriptions.models import Subscriber, Suppression
 from tests.factories import PaperFactory
 from tests.processes import CeleryProcess, database_url
@@ -283,11 +284,11 @@ def test_no_answer_after_data_is_recorded_unknown_and_never_sent_again(smtp_serv
     settings.MAILERS = {"default": mailer}
     addresses = population(3)
     smtp_server.hang_after_data(addresses[1])
-    ids = delivery.claim_due(timezone.now())
+    ids = scheduling.claim_due(timezone.now())
 
-    result = delivery.send_batch(ids)
-    again = delivery.send_batch(ids)
-    swept = delivery.sweep(timezone.now() + dt.timedelta(hours=1), queue_empty=True)
+    result = sending.send_batch(ids)
+    again = sending.send_batch(ids)
+    swept = scheduling.sweep(timezone.now() + dt.timedelta(hours=1), queue_empty=True)
 
     first, second, third = (Digest.objects.get(pk=pk) for pk in ids)
     assert (first.status, second.status, third.status) == ("sent", "unknown", "sent")

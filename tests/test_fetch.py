@@ -1,4 +1,4 @@
-"""Importing by URL never reaches inside the network (digest.fetch): loopback, private,
+"""Importing by URL never reaches inside the network (core.fetch): loopback, private,
 link-local and the cloud's metadata address are refused, directly and by redirect; one
 deadline covers the whole fetch; every failure reads the same."""
 
@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 from django.urls import reverse
 
-from digest.importers import ImportFailed, import_source
-from digest.models import ImportRun, Paper
+from papers.importers import ImportFailed, import_source
+from papers.models import ImportRun, Paper
 
 pytestmark = pytest.mark.django_db
 
@@ -162,7 +162,7 @@ def test_the_admin_import_page_shows_nothing_of_an_inside_url(admin_client, serv
     secret = url(inside, "/secret")
 
     response = admin_client.post(
-        reverse("admin:digest_importrun_import"), {"url": secret, "format": "hf-json"}
+        reverse("admin:papers_importrun_import"), {"url": secret, "format": "hf-json"}
     )
 
     page = response.content.decode()
@@ -174,7 +174,7 @@ def test_the_admin_import_page_shows_nothing_of_an_inside_url(admin_client, serv
 
 
 def test_the_feed_task_refuses_an_inside_feed_and_records_it(servers, settings):
-    from digest import importers
+    from papers import importers
 
     _, inside = servers
     settings.PAPERBOY_FEED_URLS = [url(inside, "/secret")]

@@ -22,9 +22,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from digest import importers
-from digest.importers import ImportFailed, import_source
-from digest.models import ImportRun, Paper
+from papers import importers
+from papers.importers import ImportFailed, import_source
+from papers.models import ImportRun, Paper
 
 CAP = 1_000_000
 # What refusing a source may cost: the source itself once or twice, and change.
@@ -34,7 +34,7 @@ MEMORY_BOUND = 3 * CAP
 # ("0,"), and up to MAX_RECORDS records are kept (about 5 MB whatever the cap).
 DENSE_MEMORY_BOUND = 8 * CAP
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-IMPORT_PAGE = "/admin/digest/importrun/import/"
+IMPORT_PAGE = "/admin/papers/importrun/import/"
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from digest import importers
-from digest.importers import ImportFailed, import_source
-from digest.models import ImportRun, Paper
+from papers import importers
+from papers.importers import ImportFailed, import_source
+from papers.models import ImportRun, Paper
 
 pytestmark = pytest.mark.django_db
 
@@ -309,7 +309,7 @@ def test_it_imports_from_a_url(feed_server, samples):
 
 def test_an_unreachable_url_is_a_clear_error(feed_server):
     _, base = feed_server
-    # The same words whatever went wrong (digest.fetch): no status, no reason.
+    # The same words whatever went wrong (core.fetch): no status, no reason.
     with pytest.raises(ImportFailed, match=r"^could not fetch http://\S+/missing.json$"):
         import_source(f"{base}/missing.json")
 

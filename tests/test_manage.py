@@ -7,7 +7,8 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from digest.models import Digest, DigestItem, Feedback, Paper, Topic
+from digest.models import Digest, DigestItem, Feedback
+from papers.models import Paper, Topic
 from subscriptions.links import list_unsubscribe_headers
 from subscriptions.models import DeliveryEvent, Subscriber
 from subscriptions.tokens import Purpose, make_token

@@ -6,9 +6,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from digest.importers import import_source
-from digest.matching import RESCORE_WINDOW, preview, rescore_topic, score, score_papers
-from digest.models import Paper, PaperTopic, Topic
+from papers.importers import import_source
+from papers.matching import RESCORE_WINDOW, preview, rescore_topic, score, score_papers
+from papers.models import Paper, PaperTopic, Topic
 from tests.factories import PaperFactory, TopicFactory
 
 pytestmark = pytest.mark.django_db
@@ -487,7 +487,7 @@ def test_an_import_that_fails_while_scoring_stores_nothing(samples, monkeypatch)
     def broken(papers):
         raise RuntimeError("scoring failed")
 
-    monkeypatch.setattr("digest.importers.score_papers", broken)
+    monkeypatch.setattr("papers.importers.score_papers", broken)
 
     with pytest.raises(RuntimeError):
         import_source(str(samples / "trending-papers-page.txt"))

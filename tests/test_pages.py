@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from digest.importers import import_source
+from papers.importers import import_source
 from tests.factories import PaperFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +58,7 @@ def test_healthz_answers_when_the_database_does(client):
 
 
 def test_the_topic_filter_shows_the_stored_matches(client):
-    from digest.models import Topic
+    from papers.models import Topic
     from tests.factories import match
 
     topic = Topic.objects.get(slug="continual-learning")

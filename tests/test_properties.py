@@ -52,7 +52,8 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.extra.django import TestCase
 
 from digest import links
-from digest.models import Digest, DigestItem, Feedback, Paper, Topic
+from digest.models import Digest, DigestItem, Feedback
+from papers.models import Paper, Topic
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression
 from subscriptions.tokens import Purpose, make_token
 from tests import strategies as hostile

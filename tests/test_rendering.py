@@ -14,10 +14,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from digest import emails, mime
 from digest import links as digest_links
+from digest import rendering
 from digest.compose import compose
-from digest.models import Digest, Paper
+from digest.models import Digest
+from mailing import mime
+from papers.models import Paper
 from subscriptions import links
 from tests.factories import PaperFactory, SubscriberFactory, TopicFactory, match
 
@@ -82,7 +84,7 @@ def test_cached_parts_render_what_the_whole_template_would(digest):
     picks = picks_for(digest)
     subscriber = digest.subscriber
 
-    subject, text, html = emails.render_digest(digest, picks)
+    subject, text, html = rendering.render_digest(digest, picks)
 
     blocks_html, blocks_text = [], []
     for position, pick in enumerate(picks, 1):
@@ -114,7 +116,7 @@ def test_cached_parts_render_what_the_whole_template_would(digest):
         "papers_html": mark_safe("".join(blocks_html)),  # noqa: S308 - rendered above
         "papers_text": "".join(blocks_text),
     }
-    reference_html = emails._inliner().inline(render_to_string("emails/digest-body.html", frame))
+    reference_html = rendering._inliner().inline(render_to_string("emails/digest-body.html", frame))
     reference_text = render_to_string("emails/digest-body.txt", frame)
 
     assert normalised(html) == normalised(reference_html)
@@ -129,10 +131,10 @@ def test_cached_parts_render_what_the_whole_template_would(digest):
 
 def test_text_that_looks_like_a_slot_is_left_as_it_is(digest):
     picks = picks_for(digest)
-    sneaky = emails._slot("up")  # as if an interest or a title were named like a slot
+    sneaky = rendering._slot("up")  # as if an interest or a title were named like a slot
     reasons = [f"because {sneaky}"] * len(picks)
 
-    _, text, html = emails.render_digest(digest, picks, reasons=reasons)
+    _, text, html = rendering.render_digest(digest, picks, reasons=reasons)
 
     assert text.count(f"because {sneaky}") == len(picks)
     assert html.count(f"because {sneaky}") == len(picks)
@@ -141,12 +143,12 @@ def test_text_that_looks_like_a_slot_is_left_as_it_is(digest):
 def test_a_curators_change_shows_in_the_next_rendering(digest):
     picks = picks_for(digest)
     plain = next(pick for pick in picks if not pick.paper.featured)
-    _, _, before = emails.render_digest(digest, [plain])
+    _, _, before = rendering.render_digest(digest, [plain])
 
     # A queryset update, as the admin's actions do: updated_at does not move.
     Paper.objects.filter(pk=plain.paper.pk).update(featured=True, title="Now featured")
     plain.paper.refresh_from_db()
-    _, _, after = emails.render_digest(digest, [plain])
+    _, _, after = rendering.render_digest(digest, [plain])
 
     assert "★ Featured" not in before and "★ Featured" in after
     assert "Now featured" in after
@@ -188,11 +190,11 @@ class TestSMTPBytes:
 
     def test_they_read_like_djangos_message(self, digest):
         picks = picks_for(digest)
-        rendered = emails.render_digest(digest, picks)
+        rendered = rendering.render_digest(digest, picks)
 
-        message_id, data = emails.digest_bytes(digest, rendered)
+        message_id, data = rendering.digest_bytes(digest, rendered)
         ours = self.parse(data)
-        django = self.parse(emails.build_digest(digest, rendered=rendered).message().as_bytes())
+        django = self.parse(rendering.build_digest(digest, rendered=rendered).message().as_bytes())
 
         for header in [
             "From",
@@ -217,7 +219,7 @@ class TestSMTPBytes:
         assert email.utils.parsedate_to_datetime(ours["Date"]).tzinfo is not None
 
     def test_every_line_fits_smtp(self, digest):
-        _, data = emails.digest_bytes(digest, emails.render_digest(digest, picks_for(digest)))
+        _, data = rendering.digest_bytes(digest, rendering.render_digest(digest, picks_for(digest)))
 
         lines = data.split(b"\r\n")
         assert max(len(line) for line in lines) <= mime.MAX_LINE
@@ -269,13 +271,14 @@ class TestSMTPBytes:
 
 
 def test_over_smtp_the_digest_goes_as_the_fast_bytes(digest, smtp_mailer):
-    from digest import delivery
+    from digest import sending
+    from mailing import message
 
     digest_ids = [digest.pk]
     with pytest.MonkeyPatch.context() as patch:
         # The Django message must not be built on the SMTP path.
-        patch.setattr(emails, "build_digest", lambda *a, **k: pytest.fail("built twice"))
-        result = delivery.send_batch(digest_ids, now=NOW)
+        patch.setattr(message, "email", lambda *a, **k: pytest.fail("built twice"))
+        result = sending.send_batch(digest_ids, now=NOW)
 
     assert result.sent == digest_ids
     [received] = smtp_mailer.wait_for(1)

@@ -101,9 +101,9 @@ def test_a_malformed_security_variable_stops_start_up_naming_it():
 
 
 def load_settings(environ: dict[str, str]) -> dict:
-    """digest/settings.py as it comes out for these variables alone."""
+    """paperboy/settings.py as it comes out for these variables alone."""
     with mock.patch.dict(os.environ, environ, clear=True):
-        return runpy.run_path(str(ROOT / "digest" / "settings.py"))
+        return runpy.run_path(str(ROOT / "paperboy" / "settings.py"))
 
 
 def use_security_settings(settings, loaded: dict) -> None:
@@ -401,7 +401,7 @@ def test_the_csrf_failure_and_server_error_pages_carry_the_headers(production, s
     assert refused.status_code == 403
     assert_security_headers(refused, https=True)
 
-    from digest import views
+    from paperboy import views
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
@@ -426,13 +426,13 @@ def admin_pages(site) -> list[tuple[str, str]]:
         )
     return [
         *pages,
-        ("paper change", reverse("admin:digest_paper_change", args=[site["paper"].pk])),
-        ("paper add", reverse("admin:digest_paper_add")),
+        ("paper change", reverse("admin:papers_paper_change", args=[site["paper"].pk])),
+        ("paper add", reverse("admin:papers_paper_add")),
         (
             "periodic task change",
             reverse("admin:django_celery_beat_periodictask_change", args=[task.pk]),
         ),
-        ("import papers", reverse("admin:digest_importrun_import")),
+        ("import papers", reverse("admin:papers_importrun_import")),
         (
             "subscriber change",
             reverse("admin:subscriptions_subscriber_change", args=[site["active"].pk]),

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from digest import embeddings, matching, readers, semantic
+from digest import readers
 from digest.compose import compose_many
-from digest.models import Feedback, Paper, PaperEmbedding, PaperTopic, ReaderModel, Topic
+from digest.models import Feedback, ReaderModel
+from papers import embeddings, matching, semantic
+from papers.models import Paper, PaperEmbedding, PaperTopic, Topic
 from subscriptions.models import Subscriber
 
 DIMENSIONS = 8
@@ -179,7 +181,7 @@ def test_a_new_paper_is_scored_against_stored_topic_vectors_at_import(fixed_mode
     fixed_model.update({"imitation": unit(1, 0), "Data Quality in Imitation": unit(1, 0.2)})
     topic = Topic.for_interest("imitation")
     matching.rescore_topic(topic)  # no papers yet: the typical distribution
-    from digest import importers
+    from papers import importers
 
     importers.import_source(str(samples / "trending-papers-page.txt"))
 
@@ -255,8 +257,8 @@ def test_a_vote_trains_the_readers_model_in_a_task(fixed_model, django_capture_o
 
 @pytest.mark.django_db
 def test_changing_the_model_re_embeds_papers_and_topics_in_the_background(fixed_model):
-    from digest.models import TopicEmbedding
-    from digest.tasks import reembed
+    from papers.models import TopicEmbedding
+    from papers.tasks import reembed
 
     fixed_model.update({"Paper": unit(1, 0)})
     papers = [_paper(f"Paper {n}") for n in range(5)]
@@ -282,7 +284,7 @@ def test_changing_the_model_re_embeds_papers_and_topics_in_the_background(fixed_
 def test_without_a_loadable_model_papers_match_by_words_and_the_dashboard_says_so(
     admin_client, settings, tmp_path, samples, monkeypatch
 ):
-    from digest import importers
+    from papers import importers
 
     monkeypatch.setattr(embeddings, "_loaded", {})
     settings.PAPERBOY_EMBEDDING_MODEL = str(tmp_path / "no-such-model")
@@ -378,7 +380,7 @@ def test_a_topic_is_measured_against_the_background_as_each_paper_is_scored():
 
 @pytest.mark.django_db
 def test_a_paper_whose_text_changes_is_embedded_again(fixed_model, tmp_path):
-    from digest import importers
+    from papers import importers
 
     fixed_model.update({"Graph nets. ": unit(1, 0), "Graph nets": unit(0, 1)})
     page = tmp_path / "page.json"
@@ -398,7 +400,7 @@ def test_a_paper_whose_text_changes_is_embedded_again(fixed_model, tmp_path):
 def test_the_admin_import_page_leaves_embedding_to_a_task(
     fixed_model, samples, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from digest import importers, tasks
+    from papers import importers, tasks
 
     queued = []
     monkeypatch.setattr(tasks.embed_papers, "delay", queued.append)
@@ -414,7 +416,7 @@ def test_the_admin_import_page_leaves_embedding_to_a_task(
 
 @pytest.mark.django_db
 def test_a_topic_measured_before_any_paper_is_measured_again_once_papers_come(fixed_model):
-    from digest.models import TopicEmbedding
+    from papers.models import TopicEmbedding
 
     fixed_model.update({"spiking networks": unit(1, 0), "Noise": unit(0, 1)})
     topic = Topic.for_interest("spiking networks")
@@ -429,7 +431,7 @@ def test_a_topic_measured_before_any_paper_is_measured_again_once_papers_come(fi
 
 @pytest.mark.django_db
 def test_terms_changed_without_the_model_drop_the_old_vectors(fixed_model, settings):
-    from digest.models import TopicEmbedding
+    from papers.models import TopicEmbedding
 
     topic = Topic.for_interest("graph learning")
     matching.rescore_topic(topic)
@@ -442,7 +444,7 @@ def test_terms_changed_without_the_model_drop_the_old_vectors(fixed_model, setti
 
 @pytest.mark.django_db
 def test_a_curated_topics_preview_includes_its_name_as_a_phrase(fixed_model):
-    from digest.topics import preview_terms
+    from papers.topics import preview_terms
 
     fixed_model.update(
         {"Imitation learning": unit(1, 0), "Robots copying": unit(1, 0.1), "Noise": unit(0, 0, 1)}
@@ -461,7 +463,7 @@ def test_a_curated_topics_preview_includes_its_name_as_a_phrase(fixed_model):
 
 @pytest.mark.django_db
 def test_renaming_a_curated_topic_embeds_its_new_name(fixed_model):
-    from digest.models import TopicEmbedding
+    from papers.models import TopicEmbedding
 
     topic = Topic.objects.create(name="Graph nets", slug="graph-nets", terms="message passing")
     assert TopicEmbedding.objects.get(topic=topic).labels == ["Graph nets", "message passing"]

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from digest import importers
+from papers import importers
 from subscriptions.models import Subscriber
 
 pytestmark = [pytest.mark.django_db, pytest.mark.semantic]
@@ -103,7 +103,7 @@ def test_a_reader_whose_interests_match_nothing_is_told_so_with_suggestions(
     text = text_of(welcome)
     assert "Nothing from the last 30 days matches your topics yet" in text
     suggestions = re.search(r"Close to it: (.+)\.", text).group(1).split(", ")
-    from digest.models import Topic
+    from papers.models import Topic
 
     curated = set(Topic.objects.curated().values_list("name", flat=True))
     assert suggestions and set(suggestions) <= curated

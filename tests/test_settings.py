@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 
-from digest.env import Env
+from paperboy.env import Env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,7 +193,7 @@ def test_feed_urls_are_a_comma_separated_list():
         ),
         (
             "file:///var/mail/outbox",
-            "digest.outbox.EmailBackend",
+            "mailing.eml.EmailBackend",
             {"file_path": "/var/mail/outbox"},
         ),
         ("console:", "django.core.mail.backends.console.EmailBackend", None),
@@ -210,7 +210,7 @@ def test_email_url_becomes_the_default_mailer(url, backend, options):
 def test_without_email_url_mail_goes_to_the_outbox():
     mailer = env().mailers("EMAIL_URL", Path("/srv/var/outbox"))["default"]
     assert mailer == {
-        "BACKEND": "digest.outbox.EmailBackend",
+        "BACKEND": "mailing.eml.EmailBackend",
         "OPTIONS": {"file_path": "/srv/var/outbox"},
     }
 
@@ -227,13 +227,13 @@ def test_the_project_uses_mailers_not_the_deprecated_email_backend():
 
     assert "default" in settings.MAILERS
     assert mail.mailers.default.alias == "default"
-    source = (ROOT / "digest" / "settings.py").read_text()
+    source = (ROOT / "paperboy" / "settings.py").read_text()
     assert "EMAIL_BACKEND" not in source
 
 
 def test_the_outbox_writes_one_eml_file_per_message(tmp_path, settings):
     settings.MAILERS = {
-        "outbox": {"BACKEND": "digest.outbox.EmailBackend", "OPTIONS": {"file_path": str(tmp_path)}}
+        "outbox": {"BACKEND": "mailing.eml.EmailBackend", "OPTIONS": {"file_path": str(tmp_path)}}
     }
     messages = [
         mail.EmailMultiAlternatives(
@@ -274,7 +274,7 @@ def run_settings(
         [
             sys.executable,
             "-c",
-            f"import digest.settings as s; print({show})",
+            f"import paperboy.settings as s; print({show})",
         ],
         cwd=ROOT,
         env=environ,

@@ -7,7 +7,7 @@ import time_machine
 from django.core import mail
 from django.urls import reverse
 
-from digest.models import Topic
+from papers.models import Topic
 from subscriptions import services
 from subscriptions.models import Subscriber
 from subscriptions.tokens import Purpose, make_token
@@ -333,7 +333,7 @@ def test_the_signup_page_and_the_trending_page_show_the_form(client):
 def test_a_new_interest_is_scored_after_the_signup_commits_not_inside_it(
     client, django_capture_on_commit_callbacks
 ):
-    from digest.models import PaperTopic
+    from papers.models import PaperTopic
     from tests.factories import PaperFactory
 
     paper = PaperFactory(title="Protein folding with diffusion", abstract="Protein folding.")
@@ -352,7 +352,7 @@ def test_a_new_interest_is_scored_after_the_signup_commits_not_inside_it(
 
 
 def test_a_curator_creating_a_topic_sees_its_matches_at_once():
-    from digest.models import PaperTopic
+    from papers.models import PaperTopic
     from tests.factories import PaperFactory
 
     paper = PaperFactory(title="Protein folding with diffusion", abstract="Protein folding.")
@@ -365,8 +365,8 @@ def test_a_curator_creating_a_topic_sees_its_matches_at_once():
 def test_the_welcome_email_tells_what_interests_made_at_confirmation_match():
     """Their scoring is a task of its own that may not have run when the welcome
     email goes: the email scores them first."""
-    from digest import emails
-    from digest.signals import defer_rescoring
+    from papers.signals import defer_rescoring
+    from subscriptions import emails
     from tests.factories import PaperFactory, SubscriberFactory
 
     PaperFactory(title="Protein folding with diffusion", abstract="Protein folding.")

@@ -5,7 +5,7 @@ import smtplib
 import pytest
 from django.core.mail import EmailMultiAlternatives, mailers
 
-from digest.env import parse_email_url
+from paperboy.env import parse_email_url
 
 
 @pytest.fixture

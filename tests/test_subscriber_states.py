@@ -6,7 +6,7 @@ import itertools
 import pytest
 from django.urls import reverse
 
-from subscriptions import deliverability, services
+from subscriptions import deliverability, services, states
 from subscriptions.models import Subscriber, Suppression
 from tests.factories import SubscriberFactory
 
@@ -68,7 +68,7 @@ def test_a_paused_pending_subscriber_cannot_be_made_and_resume_answers(client):
     pending = subscriber_in(Status.PENDING)
 
     assert not Subscriber.can_move(Status.PENDING, Status.PAUSED)
-    services.resume(pending)  # from "paused" only: nothing happens
+    states.resume(pending)  # from "paused" only: nothing happens
     pending.refresh_from_db()
     assert pending.status == Status.PENDING
 
@@ -137,7 +137,7 @@ def test_a_suppression_is_neither_deleted_nor_edited_in_the_admin(admin_client):
 
 
 def test_an_unconfirmed_sign_up_creates_no_shared_topic(client, django_capture_on_commit_callbacks):
-    from digest.models import Topic
+    from papers.models import Topic
     from tests.test_signup import form_data
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -156,8 +156,8 @@ def test_unfollowed_interests_are_pruned_after_the_grace_period(settings):
 
     from django.utils import timezone
 
-    from digest.models import PaperTopic, Topic
-    from digest.topics import prune_interests
+    from papers.models import PaperTopic, Topic
+    from subscriptions.interests import prune_interests
     from tests.factories import PaperFactory
 
     settings.PAPERBOY_INTEREST_GRACE_DAYS = 7

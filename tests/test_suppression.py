@@ -9,7 +9,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from digest import delivery
+from digest import scheduling, sending
 from digest.models import Digest
 from subscriptions import deliverability
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression
@@ -71,18 +71,18 @@ def test_a_failure_while_processing_keeps_the_event_for_the_sweep(
 
 def test_a_suppressed_address_gets_no_digest_even_when_its_digest_was_claimed(due_reader):
     _, now = due_reader
-    claimed = delivery.claim_due(now)
+    claimed = scheduling.claim_due(now)
     # The suppression list alone (say, added by an admin) stops the send.
     Suppression.objects.create(email="ada@example.org", reason=Suppression.Reason.MANUAL)
 
-    delivery.send_batch(claimed, now=now)
+    sending.send_batch(claimed, now=now)
 
     assert mail.outbox == []
     assert Digest.objects.get().status == Digest.Status.SUPPRESSED
 
 
 def test_a_suppressed_address_gets_no_confirmation_mail(client, django_capture_on_commit_callbacks):
-    from digest.models import Topic
+    from papers.models import Topic
 
     Suppression.objects.create(email="eve@example.org", reason=Suppression.Reason.COMPLAINED)
     data = {
@@ -157,7 +157,7 @@ def test_a_refused_recipient_is_put_on_the_suppression_list(due_reader, smtp_mai
     _, now = due_reader
     smtp_mailer.refuse_recipient("Ada@example.org", "550 5.1.1 No such user")
 
-    delivery.send_batch(delivery.claim_due(now), now=now)
+    sending.send_batch(scheduling.claim_due(now), now=now)
 
     suppression = Suppression.objects.active().get()
     assert (suppression.email, suppression.reason) == ("Ada@example.org", "refused")
@@ -192,8 +192,8 @@ def test_deferrals_count_per_message_not_per_retry(
 def test_a_feed_that_breaks_the_importer_is_recorded_and_the_others_still_run(
     settings, feed_server, samples, monkeypatch
 ):
-    from digest import importers
-    from digest.models import ImportRun, Paper
+    from papers import importers
+    from papers.models import ImportRun, Paper
 
     folder, base = feed_server
     (folder / "daily.json").write_bytes((samples / "hf-daily-papers.json").read_bytes())

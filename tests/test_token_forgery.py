@@ -16,7 +16,8 @@ from django.test import Client
 from django.urls import reverse
 
 from digest import links as digest_links
-from digest.models import Digest, DigestItem, Feedback, Topic
+from digest.models import Digest, DigestItem, Feedback
+from papers.models import Topic
 from subscriptions.models import Subscriber
 from subscriptions.tokens import Purpose, make_token
 from tests.factories import PaperFactory, SubscriberFactory

@@ -19,7 +19,7 @@ import pytest
 from django.core import mail, signing
 from django.utils import timezone
 
-from digest import delivery
+from digest import scheduling, sending
 from digest.models import Digest
 from subscriptions.links import list_unsubscribe_headers
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression
@@ -551,7 +551,7 @@ def test_mailgun_refuses_a_bad_signature_even_with_the_right_basic_auth(forge, p
 
 def test_the_default_secret_keeps_the_webhooks_shut(settings, send):
     """Unconfigured (no ANYMAIL_WEBHOOK_SECRET given), a post with any guess is refused."""
-    import digest.settings as project_settings
+    import paperboy.settings as project_settings
 
     default = project_settings.ANYMAIL["WEBHOOK_SECRET"]
     assert default.startswith("unset:") and len(default) > 30
@@ -891,7 +891,7 @@ def test_a_bounce_or_complaint_stops_mail_before_the_next_pass(esp, kind, due_re
 
     response, _ = send(esp, kind)
     assert response.status_code == 200
-    result = delivery.send_batch(delivery.claim_due(now), now=now)
+    result = sending.send_batch(scheduling.claim_due(now), now=now)
 
     assert mail.outbox == []
     assert result.sent == []
@@ -903,11 +903,11 @@ def test_a_bounce_or_complaint_stops_mail_before_the_next_pass(esp, kind, due_re
 @pytest.mark.parametrize("esp, kind", STOPPING)
 def test_a_bounce_after_the_claim_stops_the_claimed_digest(esp, kind, due_reader, send):
     _, now = due_reader
-    ids = delivery.claim_due(now)
+    ids = scheduling.claim_due(now)
     assert len(ids) == 1
 
     send(esp, kind)
-    result = delivery.send_batch(ids, now=now)
+    result = sending.send_batch(ids, now=now)
 
     assert mail.outbox == []
     assert result.sent == []
@@ -920,7 +920,7 @@ def test_without_a_bounce_the_same_reader_is_mailed(esp, due_reader, send):
     _, now = due_reader
 
     send(esp, "delivered")  # some other message's delivery: suppresses nothing
-    result = delivery.send_batch(delivery.claim_due(now), now=now)
+    result = sending.send_batch(scheduling.claim_due(now), now=now)
 
     assert len(result.sent) == 1
     assert [m.to for m in mail.outbox] == [[ADDRESS]]

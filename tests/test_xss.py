@@ -21,12 +21,14 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from digest import delivery, emails, mime
 from digest import links as digest_links
-from digest.importers import ImportFailed, import_source
-from digest.models import Digest, ImportRun, Paper, Topic
+from digest import previews, rendering, scheduling, sending
+from digest.models import Digest
+from mailing import mime
+from papers.importers import ImportFailed, import_source
+from papers.models import ImportRun, Paper, Topic
 from subscriptions import admin as subscriber_admin
-from subscriptions import links, services
+from subscriptions import emails, links, services
 from subscriptions.models import Subscriber
 from tests.factories import SubscriberFactory, match
 
@@ -222,7 +224,7 @@ def send_digests(smtp_mailer, hostile_papers, readers) -> list:
                 match(paper, topic, score=5.0, terms=[topic.name])
     before = len(smtp_mailer.messages)  # confirmations
     with time_machine.travel(NOW, tick=False):
-        result = delivery.send_batch(delivery.claim_due(NOW), now=NOW)
+        result = sending.send_batch(scheduling.claim_due(NOW), now=NOW)
     assert len(result.sent) == len(readers)
     return smtp_mailer.wait_for(before + len(readers))[before:]
 
@@ -267,8 +269,8 @@ def test_admin_lists_show_titles_interests_and_addresses_as_text(
     admin_client, hostile_papers, hostile_reader
 ):
     pages = [
-        (reverse("admin:digest_paper_changelist"), [p.title for p in hostile_papers]),
-        (reverse("admin:digest_topic_changelist") + "?kind__exact=interest", PAYLOADS),
+        (reverse("admin:papers_paper_changelist"), [p.title for p in hostile_papers]),
+        (reverse("admin:papers_topic_changelist") + "?kind__exact=interest", PAYLOADS),
         (
             reverse("admin:subscriptions_subscriber_changelist"),
             [
@@ -279,7 +281,7 @@ def test_admin_lists_show_titles_interests_and_addresses_as_text(
         ),
         # Titles in an <input>, abstracts in a <textarea>: "</textarea>" among them.
         *(
-            (reverse("admin:digest_paper_change", args=[paper.pk]), [paper.title, paper.abstract])
+            (reverse("admin:papers_paper_change", args=[paper.pk]), [paper.title, paper.abstract])
             for paper in hostile_papers
         ),
     ]
@@ -296,7 +298,7 @@ def test_import_errors_naming_hostile_records_are_shown_as_text(admin_client):
     upload = SimpleUploadedFile("hostile.txt", page, content_type="text/plain")
 
     response = admin_client.post(
-        reverse("admin:digest_importrun_import"),
+        reverse("admin:papers_importrun_import"),
         {"upload": upload, "url": "", "format": "auto"},
     )
 
@@ -374,7 +376,7 @@ def test_an_http_link_with_quotes_stays_inside_its_attribute(client, tmp_path, s
 
 @pytest.mark.parametrize("field", ["abstract_url", "pdf_url"])
 def test_the_admin_refuses_a_javascript_link(admin_client, field):
-    add = reverse("admin:digest_paper_add")
+    add = reverse("admin:papers_paper_add")
     # The inlines' management forms, as the page has them.
     form = parse_page(admin_client.get(add).content.decode())
     data = {
@@ -546,11 +548,11 @@ def test_a_line_break_in_a_paper_title_never_reaches_the_subject_as_a_header(
     match(paper, topic)
     digest = Digest.objects.create(subscriber=reader, period="2026-11-28", scheduled_for=NOW)
     with time_machine.travel(NOW, tick=False):
-        rendered = delivery.preview(reader, NOW)
+        rendered = previews.preview(reader, NOW)
 
     # Both ways a digest leaves: the SMTP bytes, and Django's message for an ESP.
-    _, smtp_bytes = emails.digest_bytes(digest, rendered)
-    esp_bytes = emails.build_digest(digest, rendered=rendered).message().as_bytes()
+    _, smtp_bytes = rendering.digest_bytes(digest, rendered)
+    esp_bytes = rendering.build_digest(digest, rendered=rendered).message().as_bytes()
     for data in (smtp_bytes, esp_bytes):
         parsed = email.message_from_bytes(data, policy=email.policy.default)
         assert "Bcc" not in parsed

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from digest.delivery import preview
+from digest.previews import preview
 from subscriptions.models import Subscriber
 
 

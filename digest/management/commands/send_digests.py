@@ -5,7 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from digest import delivery
+from digest import scheduling, sending
 from digest.compose import compose
 from subscriptions.models import Subscriber
 
@@ -44,9 +44,9 @@ class Command(BaseCommand):
             self._dry_run(subscribers.order_by("pk"), moment)
             return
         sent = skipped = failed = 0
-        claimed = [d.pk for s in subscribers.order_by("pk") if (d := delivery.claim(s, moment))]
-        for batch in delivery.batches(claimed):
-            result = delivery.send_batch(batch)
+        claimed = [d.pk for s in subscribers.order_by("pk") if (d := scheduling.claim(s, moment))]
+        for batch in scheduling.batches(claimed):
+            result = sending.send_batch(batch)
             sent, skipped = sent + len(result.sent), skipped + len(result.skipped)
             failed += len(result.failed) + len(result.retry)
             for digest_id in result.retry:

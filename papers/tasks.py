@@ -1,0 +1,82 @@
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from papers import importers, matching, semantic
+from papers.models import Paper, Topic
+
+
+@shared_task(name="papers.import_feeds")
+def import_feeds() -> dict[str, str]:
+    # No retry: a feed that is down now is fetched again at the next beat tick,
+    # and each run is recorded as an ImportRun for curators to see.
+    return importers.import_feeds()
+
+
+@shared_task(name="papers.rescore_topic")
+def rescore_topic_later(topic_id: int) -> int:
+    """Score recent papers against a topic created in a request (see
+    papers.signals.defer_rescoring); a topic deleted meanwhile needs nothing."""
+    topic = Topic.objects.filter(pk=topic_id).first()
+    return matching.rescore_topic(topic) if topic else 0
+
+
+@shared_task(name="papers.embed_papers")
+def embed_papers(paper_ids: list[int]) -> int:
+    """Embed and rescore papers imported from a web request (the admin's import page),
+    which must not wait for the model."""
+    return matching.embed_and_rescore(
+        Paper.objects.filter(pk__in=paper_ids).only("pk", "title", "abstract")
+    )
+
+
+@shared_task(name="papers.reembed")
+def reembed(batch: int = 200, changed: bool = False) -> dict[str, int]:
+    """Give every paper of the rescore window and every topic a vector from the
+    current model, then score the window again with them.
+
+    A batch of papers per task, each queueing the next; then the topics, measured
+    against the new paper vectors and not rescored one by one (each would read the
+    whole window); then ``rescore_window``, a batch of papers per task. So a change of
+    model on a large installation never holds one task for long. Queued when a worker
+    starts and finds anything without a current vector.
+    """
+    name = semantic.embeddings.current_name()
+    lexical = settings.PAPERBOY_MATCHING == "lexical"
+    if lexical or name is None or semantic.embeddings.encoder() is None:
+        return {"papers": 0, "topics": 0}
+    since = timezone.now() - matching.RESCORE_WINDOW
+    papers = list(
+        Paper.objects.filter(ingested_at__gte=since)
+        .exclude(embedding__model=name)
+        .order_by("-ingested_at", "-pk")
+        .only("pk", "title", "abstract")[:batch]
+    )
+    if papers:
+        embedded = semantic.embed_papers(papers)
+        reembed.delay(batch, changed=True)
+        return {"papers": embedded, "topics": 0}
+    background = semantic.Background.load(name)
+    topics = 0
+    for topic in Topic.objects.exclude(embedding__model=name).order_by("pk").iterator():
+        semantic.embed_topic(topic, background)
+        topics += 1
+    if changed or topics:
+        rescore_window.delay()
+    return {"papers": 0, "topics": topics}
+
+
+@shared_task(name="papers.rescore_window")
+def rescore_window(after: int = 0, batch: int = 500) -> int:
+    """Score the papers of the rescore window against every topic again, a batch per
+    task (each queues the next); returns how many this batch scored."""
+    since = timezone.now() - matching.RESCORE_WINDOW
+    papers = list(
+        Paper.objects.filter(ingested_at__gte=since, pk__gt=after)
+        .order_by("pk")
+        .only("pk", "title", "abstract")[:batch]
+    )
+    matching.score_papers(papers)
+    if len(papers) == batch:
+        rescore_window.delay(papers[-1].pk, batch)
+    return len(papers)
