@@ -8,11 +8,11 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from django.db.models import Max
 
 from digest.models import Digest, DigestItem, Feedback
+from digest.picks import Pick
 from digest.readers import ReaderModels
 from papers.models import Paper, PaperTopic, Topic
 
@@ -22,46 +22,6 @@ FEATURED_BOOST = 2.0
 FEEDBACK_WEIGHT = 0.75  # per net vote on a topic, capped at FEEDBACK_CAP votes
 FEEDBACK_CAP = 3
 EXTRA_TOPIC_BONUS = 0.25  # a paper matching several of the reader's topics
-
-
-@dataclass
-class Pick:
-    paper: Paper
-    relevance: float
-    topics: list[Topic] = field(default_factory=list)
-    terms: list[str] = field(default_factory=list)
-    score: float = 0.0
-    # Per topic, in the order of ``topics``: its terms found as written, and its
-    # phrase closest in meaning when meaning counted.
-    evidence: list[tuple[list[str], str]] = field(default_factory=list)
-    liked_id: int | None = None  # a paper the reader liked that this one resembles
-    liked: str = ""  # its title
-
-    @property
-    def reason(self) -> str:
-        """Why it was picked, honest about how: "Continual learning: matched 'replay
-        buffer'", "close in meaning to 'robots learning from demonstrations'",
-        "like 'Data Quality in Imitation Learning', which you liked"."""
-        parts = []
-        for index, topic in enumerate(self.topics[:3]):
-            terms, closest = self.evidence[index] if index < len(self.evidence) else ([], "")
-            if terms:
-                how = "matched " + ", ".join(f"'{term}'" for term in terms[:3])
-            elif closest:
-                how = f"close in meaning to '{closest}'"
-            else:
-                how = ""  # pinned by a curator
-            # A reader's own interest is its phrase: naming it again says nothing.
-            phrase = topic.kind == Topic.Kind.INTEREST and (
-                terms == [topic.name] or (not terms and closest == topic.name)
-            )
-            if phrase:
-                parts.append(how)
-            else:
-                parts.append(f"{topic.name}: {how}" if how else topic.name)
-        if self.liked:
-            parts.append(f"like '{self.liked}', which you liked")
-        return "; ".join(parts)[:500]
 
 
 def compose(subscriber, until: dt.datetime, digest: Digest | None = None) -> list[Pick]:
@@ -202,18 +162,3 @@ def _window_starts(subscribers: list, until: dt.datetime, exclude: Iterable[int]
         or until - dt.timedelta(days=7 if subscriber.frequency == "weekly" else 1)
         for subscriber in subscribers
     }
-
-
-def record_feedback(subscriber, paper, vote: int) -> Feedback:
-    """Idempotent: the latest vote on a paper counts, once. The reader's model is
-    trained again after commit, by a task."""
-    from digest.tasks import train_reader
-
-    item = DigestItem.objects.filter(subscriber=subscriber, paper=paper).first()
-    feedback, _ = Feedback.objects.update_or_create(
-        subscriber=subscriber,
-        paper=paper,
-        defaults={"vote": vote, "topic_ids": item.topic_ids if item else []},
-    )
-    train_reader.delay_on_commit(subscriber.pk)
-    return feedback

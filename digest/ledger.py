@@ -28,8 +28,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from digest.compose import Pick
 from digest.models import Digest, DigestItem
+from digest.picks import Pick
 from mailing import retry
 from subscriptions.deliverability import suppress
 from subscriptions.models import Subscriber, Suppression

@@ -23,6 +23,7 @@ import numpy as np
 from django.conf import settings
 
 from digest.models import Feedback, ReaderModel
+from digest.picks import Pick
 from papers import embeddings, semantic
 from papers.matching import RESCORE_WINDOW
 from papers.models import PaperEmbedding
@@ -169,8 +170,6 @@ class ReaderModels:
     def rerank(self, subscriber_id: int, candidates: list, eligible: set[int]) -> list:
         """Score the reader's eligible papers with their model; returns the picks it
         brings in that no topic matched."""
-        from digest.compose import Pick
-
         model = self.models.get(subscriber_id)
         ids = [paper_id for paper_id in eligible if paper_id in self.vectors]
         if model is None or not ids:

@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from digest import links as digest_links
-from digest.compose import Pick
+from digest.picks import Pick
 from mailing.message import Outgoing, outgoing, site_domain
 from subscriptions import links
 

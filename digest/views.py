@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from digest import links, rendering
-from digest.compose import record_feedback
+from digest.feedback import record_feedback
 from digest.models import Digest
 from papers.models import Paper
 from subscriptions.models import Subscriber

@@ -34,13 +34,13 @@ def embed_what_the_model_has_not_seen(sender=None, **kwargs):
     from django.conf import settings
     from django.db import DatabaseError, connection
 
-    from papers import semantic
+    from papers import matching
     from papers.tasks import reembed
 
     if settings.PAPERBOY_MATCHING == "lexical":
         return
     try:
-        stale = any(semantic.stale_counts())
+        stale = any(matching.stale_counts())
     except DatabaseError:
         # Not migrated yet, or the database is away: the next start looks again.
         logger.warning("Could not look for papers and topics without vectors", exc_info=True)

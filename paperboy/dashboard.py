@@ -10,7 +10,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from digest.models import Digest, SchedulingPass
-from papers import embeddings, semantic
+from papers import embeddings, matching
 from papers.models import ImportRun
 from subscriptions import deliverability
 from subscriptions.models import Subscriber, Suppression
@@ -76,7 +76,7 @@ def _per_day(queryset, field: str, since: dt.datetime) -> dict[dt.date, int]:
 def _matching() -> dict:
     """Whether matching by meaning works, and what still waits for a vector."""
     model, problem = embeddings.status()
-    papers, topics = semantic.stale_counts() if not problem else (0, 0)
+    papers, topics = matching.stale_counts() if not problem else (0, 0)
     return {"model": model, "problem": problem, "stale_papers": papers, "stale_topics": topics}
 
 

@@ -18,7 +18,7 @@ and ``tokenizer.json`` (a sentence-transformers model exported to ONNX, such as
 all-mpnet-base-v2 or bge-base), pooled by ``PAPERBOY_EMBEDDING_POOLING`` (mean or
 cls). ``off`` turns semantic matching off. Stored vectors remember their model's
 name, so changing the model re-embeds everything in the background
-(``digest.tasks.reembed``).
+(``papers.tasks.reembed``).
 
 Texts are run one at a time: a batch pads every text to the longest and, with this
 export, makes onnxruntime hold several times the memory for no gain in speed.

@@ -553,12 +553,14 @@ def store(
     try:
         embed_and_rescore(changed)
     except Exception:
-        # The worker's next start re-embeds what has no vector (digest.tasks.reembed).
+        # The worker's next start re-embeds what has no vector (papers.tasks.reembed).
         log.exception("embedding %d imported papers", len(changed))
     return summary
 
 
 def _embed_task():
+    # papers.tasks imports this module (the feed import task): the task is looked up
+    # when it is queued, not when this module loads.
     from papers.tasks import embed_papers
 
     return embed_papers

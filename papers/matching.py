@@ -599,3 +599,14 @@ def embed_and_rescore(papers: Iterable[Paper]) -> int:
         semantic.remeasure_thin_topics()
         score_papers(papers)
     return embedded
+
+
+def stale_counts() -> tuple[int, int]:
+    """Papers of the rescore window and topics without a current vector."""
+    name = embeddings.current_name()
+    if name is None:
+        return 0, 0
+    since = timezone.now() - RESCORE_WINDOW
+    papers = Paper.objects.filter(ingested_at__gte=since).exclude(embedding__model=name).count()
+    topics = Topic.objects.exclude(embedding__model=name).count()
+    return papers, topics

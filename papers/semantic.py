@@ -389,16 +389,3 @@ class TopicVectors:
                 self.labels[index][closest],
             )
         return found
-
-
-def stale_counts() -> tuple[int, int]:
-    """Papers of the rescore window and topics without a current vector."""
-    from papers.matching import RESCORE_WINDOW
-
-    name = embeddings.current_name()
-    if name is None:
-        return 0, 0
-    since = timezone.now() - RESCORE_WINDOW
-    papers = Paper.objects.filter(ingested_at__gte=since).exclude(embedding__model=name).count()
-    topics = Topic.objects.exclude(embedding__model=name).count()
-    return papers, topics

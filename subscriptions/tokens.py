@@ -11,6 +11,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.core import signing
 
+from subscriptions.models import Subscriber
+
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 
 
@@ -50,8 +52,6 @@ def make_token(subscriber, purpose: Purpose) -> str:
 
 def read_token(token: str, purpose: Purpose):
     """The subscriber a token was made for; BadToken if forged, expired or unknown."""
-    from subscriptions.models import Subscriber
-
     try:
         key = _signer(purpose).unsign(token, max_age=MAX_AGE[purpose])
     except signing.SignatureExpired:

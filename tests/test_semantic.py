@@ -241,7 +241,7 @@ def test_a_reader_model_trained_on_votes_brings_in_a_paper_like_one_they_liked(f
 
 @pytest.mark.django_db
 def test_a_vote_trains_the_readers_model_in_a_task(fixed_model, django_capture_on_commit_callbacks):
-    from digest.compose import record_feedback
+    from digest.feedback import record_feedback
 
     fixed_model.update({"Up": unit(1, 0), "Down": unit(0, 1)})
     reader = Subscriber.objects.create(
@@ -269,13 +269,13 @@ def test_changing_the_model_re_embeds_papers_and_topics_in_the_background(fixed_
 
     embeddings.encoder().name = "a-larger-model"  # what a new PAPERBOY_EMBEDDING_MODEL gives
     embeddings.current_name = lambda: "a-larger-model"
-    assert semantic.stale_counts() == (5, Topic.objects.count())
+    assert matching.stale_counts() == (5, Topic.objects.count())
     result = reembed.delay(batch=2).get()  # eager: each batch queues the next
 
     assert set(PaperEmbedding.objects.values_list("model", flat=True)) == {"a-larger-model"}
     assert set(TopicEmbedding.objects.values_list("model", flat=True)) == {"a-larger-model"}
     assert TopicEmbedding.objects.count() == Topic.objects.count()
-    assert semantic.stale_counts() == (0, 0)
+    assert matching.stale_counts() == (0, 0)
     assert result == {"papers": 2, "topics": 0}  # the first batch's own count
 
 
