@@ -1,14 +1,12 @@
-"""The ESP webhooks end to end: real-shaped posts through the URL conf, the middleware
-and anymail's views, to the stored DeliveryEvent and its effect on the subscriber.
+"""The ESP webhooks end to end: real-shaped posts (tests/support/esp_payloads.py) through
+the URL conf, the middleware and anymail's views, to the stored DeliveryEvent and its
+effect on the subscriber.
 
 Three ESPs: Postmark (basic auth), Mailgun (basic auth and an HMAC signature) and
 Brevo (basic auth only; sends no event id, so replays rely on the stable hash).
 """
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import itertools
 import json
 import os
@@ -24,6 +22,19 @@ from digest.models import Digest
 from subscriptions.links import list_unsubscribe_headers
 from subscriptions.models import DeliveryEvent, Subscriber, Suppression
 from subscriptions.tokens import Purpose, make_token
+from tests.support.esp_payloads import (
+    BREVO,
+    ESPS,
+    MAILGUN,
+    POSTMARK,
+    SECRET,
+    SIGNING_KEY,
+    at,
+    basic_auth,
+    mailgun_inbound,
+    mailgun_signature,
+    postmark_inbound,
+)
 from tests.support.factories import (
     DigestFactory,
     PaperFactory,
@@ -34,392 +45,12 @@ from tests.support.factories import (
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "hook:s3cret"
-SIGNING_KEY = "key-test"
-AUTH = "Basic " + base64.b64encode(SECRET.encode()).decode()
-WRONG_AUTH = "Basic " + base64.b64encode(b"hook:guess").decode()
-BASE = dt.datetime(2026, 11, 28, 8, tzinfo=dt.UTC)
+AUTH = basic_auth(SECRET)
+WRONG_AUTH = basic_auth("hook:guess")
 ADDRESS = "ada@example.org"
 
 _seq = itertools.count(1)
 
-
-def at(seq: int) -> dt.datetime:
-    """The time an event with this sequence number happened (distinct per event)."""
-    return BASE + dt.timedelta(minutes=seq)
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-# --- Postmark -----------------------------------------------------------------------
-
-
-class Postmark:
-    name = "Postmark"
-    url = "/anymail/postmark/tracking/"
-    kinds = (
-        "hard_bounce",
-        "complaint",
-        "rejected",
-        "unsubscribe",
-        "delivered",
-        "opened",
-        "clicked",
-    )
-    soft_kinds = ("soft_bounce", "transient", "soft_bounce")
-
-    def message_id(self) -> str:
-        """What Digest.message_id holds (anymail's status id) for a message sent here."""
-        return str(uuid.uuid4())
-
-    def _bounce(self, email, message_id, seq, type_, code, name, description, inactive=True):
-        return {
-            "RecordType": "Bounce",
-            "ID": 4323372036854775000 + seq,
-            "Type": type_,
-            "TypeCode": code,
-            "Name": name,
-            "Tag": "digest",
-            "MessageID": message_id,
-            "Metadata": {},
-            "ServerID": 23,
-            "MessageStream": "outbound",
-            "Description": description,
-            "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist",
-            "Email": email,
-            "From": "digest@papers.example",
-            "BouncedAt": iso(at(seq)),
-            "DumpAvailable": True,
-            "Inactive": inactive,
-            "CanActivate": True,
-            "Subject": "Your Paperboy digest",
-            "Content": "",
-        }
-
-    def event(self, kind, email, message_id, seq):
-        engagement = {
-            "MessageStream": "outbound",
-            "Client": {"Name": "Chrome 35.0.1916.153", "Company": "Google", "Family": "Chrome"},
-            "OS": {"Name": "OS X 10.7 Lion", "Company": "Apple", "Family": "OS X 10"},
-            "Platform": "WebMail",
-            "UserAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_7_5) AppleWebKit/537.36",
-            "Geo": {"CountryISOCode": "RS", "Country": "Serbia", "City": "Novi Sad"},
-            "MessageID": message_id,
-            "Metadata": {},
-            "ReceivedAt": iso(at(seq)),
-            "Tag": "digest",
-            "Recipient": email,
-        }
-        match kind:
-            case "hard_bounce":
-                return self._bounce(
-                    email,
-                    message_id,
-                    seq,
-                    "HardBounce",
-                    1,
-                    "Hard bounce",
-                    "The server was unable to deliver your message (ex: unknown user, mailbox "
-                    "not found).",
-                )
-            case "soft_bounce":
-                return self._bounce(
-                    email,
-                    message_id,
-                    seq,
-                    "SoftBounce",
-                    4096,
-                    "Soft bounce",
-                    "Unable to temporarily deliver this email.",
-                    inactive=False,
-                )
-            case "transient":
-                return self._bounce(
-                    email,
-                    message_id,
-                    seq,
-                    "Transient",
-                    2,
-                    "Message delayed / Transient",
-                    "The server could not temporarily deliver your message.",
-                    inactive=False,
-                )
-            case "rejected":
-                return self._bounce(
-                    email,
-                    message_id,
-                    seq,
-                    "Blocked",
-                    100006,
-                    "ISP block",
-                    "The ISP has blocked this message.",
-                )
-            case "complaint":
-                event = self._bounce(
-                    email,
-                    message_id,
-                    seq,
-                    "SpamComplaint",
-                    512,
-                    "Spam complaint",
-                    "The subscriber explicitly marked this email as spam.",
-                )
-                return event | {"RecordType": "SpamComplaint", "Details": "", "Inactive": True}
-            case "unsubscribe":
-                return {
-                    "RecordType": "SubscriptionChange",
-                    "MessageID": message_id,
-                    "ServerID": 23,
-                    "MessageStream": "outbound",
-                    "ChangedAt": iso(at(seq)),
-                    "Recipient": email,
-                    "Origin": "Recipient",
-                    "SuppressSending": True,
-                    "SuppressionReason": "ManualSuppression",
-                    "Tag": "digest",
-                    "Metadata": {},
-                }
-            case "delivered":
-                return {
-                    "RecordType": "Delivery",
-                    "ServerID": 23,
-                    "MessageStream": "outbound",
-                    "MessageID": message_id,
-                    "Recipient": email,
-                    "Tag": "digest",
-                    "DeliveredAt": iso(at(seq)),
-                    "Details": "smtp;250 2.0.0 OK",
-                    "Metadata": {},
-                }
-            case "opened":
-                return {"RecordType": "Open", "FirstOpen": True, "ReadSeconds": 5, **engagement}
-            case "clicked":
-                return {
-                    "RecordType": "Click",
-                    "ClickLocation": "HTML",
-                    "OriginalLink": "https://papers.example/digests/abc/",
-                    **engagement,
-                }
-        raise AssertionError(kind)
-
-    def body(self, payload) -> bytes:
-        return json.dumps(payload).encode()
-
-
-# --- Mailgun ------------------------------------------------------------------------
-
-
-def mailgun_signature(timestamp: str, token: str, key: str = SIGNING_KEY) -> str:
-    return hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
-
-
-class Mailgun:
-    name = "Mailgun"
-    url = "/anymail/mailgun/tracking/"
-    kinds = (
-        "hard_bounce",
-        "complaint",
-        "rejected",
-        "unsubscribe",
-        "delivered",
-        "opened",
-        "clicked",
-    )
-    soft_kinds = ("soft_bounce", "soft_bounce", "soft_bounce")
-
-    def message_id(self) -> str:
-        # Mailgun's send API answers with the id in angle brackets; its webhooks
-        # report the bare message-id header, which anymail brackets again.
-        return f"<20261128080000.{uuid.uuid4().hex[:12]}@mg.papers.example>"
-
-    def event(self, kind, email, message_id, seq):
-        timestamp = at(seq).timestamp()
-        token = hashlib.sha256(f"token-{seq}-{uuid.uuid4()}".encode()).hexdigest()[:50]
-        headers = {
-            "to": email,
-            "message-id": message_id.strip("<>"),
-            "from": "Paperboy digest <digest@mg.papers.example>",
-            "subject": "Your Paperboy digest",
-        }
-        data = {
-            "id": base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="),
-            "timestamp": timestamp,
-            "recipient": email,
-            "recipient-domain": email.rpartition("@")[2],
-            "tags": ["digest"],
-            "user-variables": {},
-            "campaigns": [],
-            "envelope": {
-                "sender": "bounce@mg.papers.example",
-                "transport": "smtp",
-                "targets": email,
-                "sending-ip": "209.61.154.250",
-            },
-            "message": {"headers": headers, "attachments": [], "size": 4521},
-        }
-        match kind:
-            case "hard_bounce":
-                data |= {
-                    "event": "failed",
-                    "log-level": "error",
-                    "severity": "permanent",
-                    "reason": "bounce",
-                    "flags": {"is-routed": False, "is-authenticated": True, "is-test-mode": False},
-                    "delivery-status": {
-                        "attempt-no": 1,
-                        "code": 550,
-                        "message": "5.1.1 The email account that you tried to reach does not "
-                        "exist.",
-                        "description": "",
-                        "mx-host": "mx.example.org",
-                        "session-seconds": 0.4,
-                    },
-                }
-            case "soft_bounce":
-                data |= {
-                    "event": "failed",
-                    "log-level": "warn",
-                    "severity": "temporary",
-                    "reason": "generic",
-                    "delivery-status": {
-                        "attempt-no": 1,
-                        "code": 452,
-                        "message": "4.2.2 The email account that you tried to reach is over quota.",
-                        "description": "",
-                        "retry-seconds": 600,
-                        "mx-host": "mx.example.org",
-                    },
-                }
-            case "rejected":
-                # Mailgun's "rejected" has no recipient field: anymail reads the To header.
-                del data["recipient"], data["recipient-domain"]
-                data |= {
-                    "event": "rejected",
-                    "log-level": "warn",
-                    "reject": {
-                        "reason": "Sandbox subdomains are for test purposes only",
-                        "description": "",
-                    },
-                    "flags": {"is-test-mode": False},
-                }
-            case "complaint":
-                data |= {"event": "complained", "log-level": "warn"}
-            case "unsubscribe":
-                data |= {
-                    "event": "unsubscribed",
-                    "log-level": "info",
-                    "client-info": {"client-type": "browser", "user-agent": "Mozilla/5.0"},
-                    "ip": "50.56.129.169",
-                }
-            case "delivered":
-                data |= {
-                    "event": "delivered",
-                    "log-level": "info",
-                    "delivery-status": {
-                        "attempt-no": 1,
-                        "code": 250,
-                        "message": "OK",
-                        "description": "",
-                        "tls": True,
-                        "mx-host": "mx.example.org",
-                    },
-                }
-            case "opened":
-                data |= {
-                    "event": "opened",
-                    "log-level": "info",
-                    "ip": "50.56.129.169",
-                    "client-info": {"client-type": "browser", "user-agent": "Mozilla/5.0"},
-                    "geolocation": {"country": "US", "region": "CA", "city": "San Francisco"},
-                }
-            case "clicked":
-                data |= {
-                    "event": "clicked",
-                    "log-level": "info",
-                    "url": "https://papers.example/digests/abc/",
-                    "ip": "50.56.129.169",
-                    "client-info": {"client-type": "browser", "user-agent": "Mozilla/5.0"},
-                }
-            case _:
-                raise AssertionError(kind)
-        stamp = str(int(timestamp))
-        return {
-            "signature": {
-                "timestamp": stamp,
-                "token": token,
-                "signature": mailgun_signature(stamp, token),
-            },
-            "event-data": data,
-        }
-
-    def body(self, payload) -> bytes:
-        return json.dumps(payload).encode()
-
-
-# --- Brevo --------------------------------------------------------------------------
-
-
-class Brevo:
-    name = "Brevo"
-    url = "/anymail/brevo/tracking/"
-    kinds = (
-        "hard_bounce",
-        "complaint",
-        "rejected",
-        "unsubscribe",
-        "delivered",
-        "opened",
-        "clicked",
-    )
-    soft_kinds = ("deferred", "deferred", "deferred")
-    events = {
-        "hard_bounce": ("hard_bounce", "550 5.1.1 <ada@example.org>: Recipient address rejected"),
-        "soft_bounce": ("soft_bounce", "452 4.2.2 Mailbox full"),
-        "deferred": ("deferred", "421 4.7.0 Try again later"),
-        "rejected": ("blocked", "blocked : due to blacklist user"),
-        "complaint": ("spam", None),
-        "unsubscribe": ("unsubscribe", None),
-        "delivered": ("delivered", "sent"),
-        "opened": ("unique_opened", None),
-        "clicked": ("click", None),
-    }
-
-    def message_id(self) -> str:
-        return f"<202611280800.{uuid.uuid4().int % 10**11}@smtp-relay.mailin.fr>"
-
-    def event(self, kind, email, message_id, seq):
-        brevo_event, reason = self.events[kind]
-        moment = at(seq)
-        payload = {
-            "event": brevo_event,
-            "email": email,
-            "id": 1234567,  # the webhook's id, the same for every event
-            "date": moment.strftime("%Y-%m-%d %H:%M:%S"),
-            "ts": int(moment.timestamp()),
-            "message-id": message_id,
-            "ts_event": int(moment.timestamp()),
-            "subject": "Your Paperboy digest",
-            "tag": "digest",
-            "sending_ip": "185.41.28.109",
-            "ts_epoch": int(moment.timestamp() * 1000),
-            "template_id": 0,
-        }
-        if reason:
-            payload["reason"] = reason
-        if kind == "clicked":
-            payload["link"] = "https://papers.example/digests/abc/"
-        if kind in ("unsubscribe", "opened", "clicked"):
-            payload["user_agent"] = "Mozilla/5.0"
-        return payload
-
-    def body(self, payload) -> bytes:
-        return json.dumps(payload).encode()
-
-
-POSTMARK, MAILGUN, BREVO = Postmark(), Mailgun(), Brevo()
-ESPS = [POSTMARK, MAILGUN, BREVO]
 esp_params = pytest.mark.parametrize("esp", ESPS, ids=lambda esp: esp.name)
 
 
@@ -560,7 +191,7 @@ def test_the_default_secret_keeps_the_webhooks_shut(settings, send):
     before = snapshot()
 
     for esp in ESPS:
-        for auth in (AUTH, "Basic " + base64.b64encode(b"unset:").decode(), None):
+        for auth in (AUTH, basic_auth("unset:"), None):
             response, _ = send(esp, "hard_bounce", auth=auth)
             assert response.status_code == 400, (esp.name, auth)
     assert_untouched(subscriber, before)
@@ -940,38 +571,6 @@ def mailto_subject(subscriber) -> str:
     return subject
 
 
-def postmark_inbound(subject: str, sender="someone.else@example.net") -> dict:
-    return {
-        "FromName": "Someone",
-        "MessageStream": "inbound",
-        "From": sender,
-        "FromFull": {"Email": sender, "Name": "Someone", "MailboxHash": ""},
-        "To": "unsubscribe@papers.example",
-        "ToFull": [{"Email": "unsubscribe@papers.example", "Name": "", "MailboxHash": ""}],
-        "Cc": "",
-        "CcFull": [],
-        "Bcc": "",
-        "BccFull": [],
-        "OriginalRecipient": "unsubscribe@papers.example",
-        "Subject": subject,
-        "MessageID": str(uuid.uuid4()),
-        "ReplyTo": "",
-        "MailboxHash": "",
-        "Date": "Sat, 28 Nov 2026 09:00:00 +0000",
-        "TextBody": "This message was sent by my mail client's unsubscribe button.",
-        "HtmlBody": "",
-        "StrippedTextReply": "",
-        "Tag": "",
-        "Headers": [
-            {"Name": "Return-Path", "Value": f"<{sender}>"},
-            {"Name": "X-Spam-Status", "Value": "No"},
-            {"Name": "X-Spam-Score", "Value": "-0.1"},
-            {"Name": "Message-ID", "Value": f"<{uuid.uuid4().hex}@mail.example.net>"},
-        ],
-        "Attachments": [],
-    }
-
-
 def test_the_mailto_subject_carries_the_unsubscribe_token():
     subscriber = reader()
     assert mailto_subject(subscriber) == "unsubscribe " + make_token(
@@ -1046,28 +645,7 @@ def test_an_inbound_post_without_the_secret_is_refused(post):
 def test_a_mailto_unsubscribe_through_mailgun_inbound(post):
     """Mailgun's inbound route posts the parsed mail as a signed form."""
     subscriber = reader()
-    timestamp, token = str(int(BASE.timestamp())), uuid.uuid4().hex * 2
-    subject = mailto_subject(subscriber)
-    form = {
-        "recipient": "unsubscribe@papers.example",
-        "sender": "someone.else@example.net",
-        "from": "Someone <someone.else@example.net>",
-        "subject": subject,
-        "body-plain": "unsubscribe",
-        "stripped-text": "unsubscribe",
-        "message-headers": json.dumps(
-            [
-                ["From", "Someone <someone.else@example.net>"],
-                ["To", "unsubscribe@papers.example"],
-                ["Subject", subject],
-                ["Message-Id", f"<{uuid.uuid4().hex}@mail.example.net>"],
-                ["Date", "Sat, 28 Nov 2026 09:00:00 +0000"],
-            ]
-        ),
-        "timestamp": timestamp,
-        "token": token,
-        "signature": mailgun_signature(timestamp, token),
-    }
+    form = mailgun_inbound(mailto_subject(subscriber))
     response = post(
         "/anymail/mailgun/inbound/",
         urlencode(form).encode(),

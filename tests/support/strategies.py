@@ -10,9 +10,6 @@ repeated, none when it is missing) and whether the form must accept them: True, 
 or None when only the code under test can tell (random text in an address).
 """
 
-import base64
-import hashlib
-import hmac
 import json
 import string
 import zoneinfo
@@ -27,6 +24,7 @@ from hypothesis import strategies as st
 
 from digest import links
 from subscriptions.tokens import Purpose, make_token
+from tests.support.esp_payloads import basic_auth
 
 TIMEZONES = sorted(zoneinfo.available_timezones())
 CONTROL = ["\x00", "\r", "\n", "\r\n", "\x0b", "\x0c", "\x1b", "\x7f", "\u2028", "\u2029", "\x08"]
@@ -445,10 +443,6 @@ header_text = st.text(
 )
 
 
-def basic_auth(credentials: str) -> str:
-    return "Basic " + base64.b64encode(credentials.encode()).decode()
-
-
 @st.composite
 def authorizations(draw, secret: str) -> tuple[str | None, bool]:
     """An Authorization header (or none) and whether it carries the webhook secret."""
@@ -468,94 +462,10 @@ def authorizations(draw, secret: str) -> tuple[str | None, bool]:
 
 
 # --- ESP payloads -----------------------------------------------------------------------
+# Built by tests/support/esp_payloads.py (``minimal=True``); here, the kinds of event
+# drawn and what a payload is mutated with.
 
 EVENT_KINDS = ["hard_bounce", "soft_bounce", "complaint", "unsubscribe", "delivered", "opened"]
-EVENT_TIME = 1795852800  # 2026-11-28 08:00 UTC
-
-
-def mailgun_signature(timestamp: str, token: str, key: str) -> str:
-    return hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
-
-
-def postmark_event(kind: str, email: str, message_id: str, seq: int) -> dict:
-    at = f"2026-11-28T08:{seq % 60:02d}:00Z"
-    bounce = {"ID": seq, "MessageID": message_id, "Email": email, "BouncedAt": at}
-    match kind:
-        case "hard_bounce" | "soft_bounce":
-            kind_type = "HardBounce" if kind == "hard_bounce" else "SoftBounce"
-            return bounce | {
-                "RecordType": "Bounce",
-                "Type": kind_type,
-                "Description": "The server was unable to deliver your message.",
-                "Details": "smtp;550 5.1.1 No such user",
-                "Inactive": kind == "hard_bounce",
-            }
-        case "complaint":
-            return bounce | {"RecordType": "SpamComplaint", "Type": "SpamComplaint"}
-        case "unsubscribe":
-            return {
-                "RecordType": "SubscriptionChange",
-                "MessageID": message_id,
-                "ChangedAt": at,
-                "Recipient": email,
-                "SuppressSending": True,
-                "SuppressionReason": "ManualSuppression",
-            }
-        case "delivered":
-            return {
-                "RecordType": "Delivery",
-                "MessageID": message_id,
-                "Recipient": email,
-                "DeliveredAt": at,
-                "Details": "smtp;250 2.0.0 OK",
-            }
-    return {"RecordType": "Open", "MessageID": message_id, "Recipient": email, "ReceivedAt": at}
-
-
-def mailgun_event(kind: str, email: str, message_id: str, seq: int, key: str) -> dict:
-    stamp, token = str(EVENT_TIME + seq), hashlib.sha256(f"token-{seq}".encode()).hexdigest()
-    data = {
-        "id": f"event-{seq}",
-        "timestamp": EVENT_TIME + seq,
-        "recipient": email,
-        "message": {"headers": {"message-id": message_id.strip("<>"), "to": email}},
-    }
-    match kind:
-        case "hard_bounce" | "soft_bounce":
-            permanent = kind == "hard_bounce"
-            data |= {
-                "event": "failed",
-                "severity": "permanent" if permanent else "temporary",
-                "reason": "bounce" if permanent else "generic",
-                "delivery-status": {"code": 550 if permanent else 452, "message": "No."},
-            }
-        case "complaint":
-            data["event"] = "complained"
-        case "unsubscribe":
-            data["event"] = "unsubscribed"
-        case _:
-            data["event"] = kind
-    signature = {
-        "timestamp": stamp,
-        "token": token,
-        "signature": mailgun_signature(stamp, token, key),
-    }
-    return {"signature": signature, "event-data": data}
-
-
-def brevo_event(kind: str, email: str, message_id: str, seq: int) -> dict:
-    name = {"complaint": "spam", "opened": "unique_opened"}.get(kind, kind)
-    return {
-        "event": name,
-        "email": email,
-        "id": 1,
-        "date": "2026-11-28 08:00:00",
-        "ts_event": EVENT_TIME + seq,
-        "ts_epoch": (EVENT_TIME + seq) * 1000,
-        "message-id": message_id,
-        "reason": "550 5.1.1 No such user" if "bounce" in kind else "sent",
-    }
-
 
 HOSTILE_JSON = st.one_of(
     st.sampled_from([None, "", [], {}, 0, -1, 10**20, 1e308, True, "\x00", "a@b\r\nBcc: c@d"]),
@@ -589,46 +499,3 @@ def mutated(draw, payload: dict) -> dict:
         else:
             del target[last]
     return payload
-
-
-INBOUND_ADDRESS = "unsubscribe@papers.example"
-
-
-def postmark_inbound(subject: str) -> dict:
-    """What Postmark's inbound stream posts for a mail to the unsubscribe address."""
-    sender = "someone.else@example.net"
-    return {
-        "From": sender,
-        "FromFull": {"Email": sender, "Name": "Someone", "MailboxHash": ""},
-        "To": INBOUND_ADDRESS,
-        "ToFull": [{"Email": INBOUND_ADDRESS, "Name": "", "MailboxHash": ""}],
-        "Subject": subject,
-        "MessageID": "0b7c0a2e-6a3f-4f4e-9d5c-2f1f7f3c8e11",
-        "Date": "Sat, 28 Nov 2026 09:00:00 +0000",
-        "TextBody": "Sent by my mail client's unsubscribe button.",
-        "Headers": [{"Name": "Message-ID", "Value": "<inbound-1@mail.example.net>"}],
-        "Attachments": [],
-    }
-
-
-def mailgun_inbound(subject: str, key: str) -> dict:
-    """What a Mailgun route posts for the same mail: a form, signed."""
-    timestamp, token = str(EVENT_TIME), "f" * 50
-    return {
-        "recipient": INBOUND_ADDRESS,
-        "sender": "someone.else@example.net",
-        "from": "Someone <someone.else@example.net>",
-        "subject": subject,
-        "body-plain": "unsubscribe",
-        "message-headers": json.dumps(
-            [
-                ["From", "Someone <someone.else@example.net>"],
-                ["To", INBOUND_ADDRESS],
-                ["Subject", subject],
-                ["Message-Id", "<inbound-1@mail.example.net>"],
-            ]
-        ),
-        "timestamp": timestamp,
-        "token": token,
-        "signature": mailgun_signature(timestamp, token, key),
-    }
