@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# What the browser tests need besides Python (tests/plugins/browser.py): axe-core from
+# What the browser tests need besides Python (tests/support/browser.py): axe-core from
 # npm, and Debian's Chromium, which Playwright drives (it never downloads a browser here).
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -65,14 +65,14 @@ test: install test-tools
 
 # The delivery and fault tests on the embedded default (SQLite, the filesystem broker)
 # even where DATABASE_URL and REDIS_URL are set: CI runs them after `make test`.
-EMBEDDED_TESTS := tests/test_faults.py tests/test_exactly_once.py \
-	tests/test_delivery_guarantees.py tests/test_batch_delivery.py
+EMBEDDED_TESTS := tests/system/test_faults.py tests/digest/test_exactly_once.py \
+	tests/digest/test_delivery_guarantees.py tests/digest/test_batch_delivery.py
 test-embedded: install test-tools
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest $(EMBEDDED_TESTS)
 
 # The fault suite at ten times the size and the property tests at 10,000 cases each.
 test-long: install test-tools
-	PAPERBOY_FAULTS=long PAPERBOY_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/test_faults.py tests/test_properties.py
+	PAPERBOY_FAULTS=long PAPERBOY_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/system/test_faults.py tests/system/test_properties.py
 
 lint: install
 	$(BIN)/ruff check .

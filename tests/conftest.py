@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = [
-    "tests.plugins.smtp",
-    "tests.plugins.esp",
-    "tests.plugins.browser",
-    "tests.plugins.faults",
-]
+from tests.support.paths import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+pytest_plugins = [
+    "tests.support.smtp",
+    "tests.support.esp",
+    "tests.support.browser",
+    "tests.support.faults",
+]
 
 
 @pytest.fixture
