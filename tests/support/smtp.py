@@ -120,6 +120,12 @@ class _Handler:
     hook_errors_reported: int = 0
     # Seconds each reply to MAIL FROM, RCPT TO and the end of DATA waits (``slow``).
     reply_delay: float = 0
+    # Offered in the EHLO reply, as Postfix and Exim do; aiosmtpd reads commands in turn
+    # however they came.
+    pipelining: bool = True
+    # Sessions between MAIL FROM and the end of DATA, and the most there were at once.
+    in_transaction: set[int] = field(default_factory=set)
+    peak_in_transaction: int = 0
 
     async def _delay(self) -> None:
         with self.condition:
@@ -143,7 +149,24 @@ class _Handler:
                     self.hook_errors.append(error)
                     self.condition.notify_all()
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        with self.condition:
+            pipelining = self.pipelining
+        if pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    def _transaction(self, session, started: bool) -> None:
+        with self.condition:
+            if started:
+                self.in_transaction.add(id(session))
+                self.peak_in_transaction = max(self.peak_in_transaction, len(self.in_transaction))
+            else:
+                self.in_transaction.discard(id(session))
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self._transaction(session, started=True)
         await self._delay()
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -221,6 +244,7 @@ class _Handler:
             await asyncio.get_running_loop().create_future()
         if outcome == "drop":
             await _hang_up(server)
+        self._transaction(session, started=False)
         return "250 Message accepted for delivery"
 
 
@@ -309,6 +333,17 @@ class SMTPServer:
             raise ValueError(f"seconds must not be negative, got {seconds}")
         with self._handler.condition:
             self._handler.reply_delay = seconds
+
+    def offer_pipelining(self, offered: bool) -> None:
+        """Whether EHLO offers PIPELINING (RFC 2920); it does unless told otherwise."""
+        with self._handler.condition:
+            self._handler.pipelining = offered
+
+    @property
+    def peak_in_transaction(self) -> int:
+        """The most sessions that were between MAIL FROM and the end of DATA at once."""
+        with self._handler.condition:
+            return self._handler.peak_in_transaction
 
     def hang_after_data(self, address: str) -> None:
         """Record every message to ``address`` (ignoring case), then never answer its
