@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install test-tools run test test-embedded test-long lint format migrate sample-data admin-user clean bench bench-signup bench-relevance
+.PHONY: install test-tools run test test-embedded test-long lint format migrate sample-data admin-user clean bench bench-latency bench-signup bench-relevance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,10 @@ clean:
 # Benchmarks (need the machine's PostgreSQL and Redis; see the README). Not tests.
 bench: install
 	$(BIN)/python -m bench.digests --subscribers 100000 --compare 10000 --peer
+
+# Sending with a mail server and an ESP 20 ms away, beside at once (and a global cap).
+bench-latency: install
+	$(BIN)/python -m bench.digests --subscribers 5000 --latency 20 --rate 150 --peer-subscribers 500
 
 bench-signup: install
 	$(BIN)/python -m bench.signup

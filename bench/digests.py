@@ -1,6 +1,7 @@
 """The whole digest run at scale: population, scheduling pass, Celery workers, SMTP.
 
     .venv/bin/python -m bench.digests [--subscribers 100000] [--compare 10000] [--peer]
+    .venv/bin/python -m bench.digests --subscribers 5000 --latency 20 [--rate 150]
 
 Needs PostgreSQL and Redis (the machine's own, as in CI). It builds a fresh database
 (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/paperboy_bench), starts
@@ -11,6 +12,11 @@ one connection to the same sink), reads each worker's peak RSS from /proc, check
 the sink received against the database, and prints a table. --compare runs a second,
 smaller population to show the per-digest cost is flat in N; --peer runs
 django-newsletter on the same sink (bench.peer).
+
+--latency MS compares a mail server at once with one MS milliseconds away (the sink holds
+each reply that long), over SMTP and through an ESP's HTTP API (bench.esp, answering as
+Postmark after the same delay), with django-newsletter at MS beside them; --rate N adds
+a run with PAPERBOY_SEND_RATE=N and reports how close to N the busiest second came.
 """
 
 import argparse
@@ -48,13 +54,25 @@ BATCH_LINE = re.compile(
 )
 
 
-def _environment(database_url: str, redis_url: str, smtp_port: int, var_dir: str) -> dict:
+def _environment(
+    database_url: str, redis_url: str, port: int, var_dir: str, esp: bool = False, rate: int = 0
+) -> dict:
+    mail = (
+        {
+            "EMAIL_URL": "anymail://postmark",
+            "ANYMAIL_POSTMARK_SERVER_TOKEN": "bench",
+            "ANYMAIL_POSTMARK_API_URL": f"http://127.0.0.1:{port}/",
+        }
+        if esp
+        else {"EMAIL_URL": f"smtp://127.0.0.1:{port}"}
+    )
     return {
         **os.environ,
+        **mail,
+        "PAPERBOY_SEND_RATE": str(rate),
         "DJANGO_SETTINGS_MODULE": "paperboy.settings",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
         "PAPERBOY_QUEUE": QUEUE,
         "PAPERBOY_VAR_DIR": var_dir,
         "SITE_URL": "https://papers.bench.example",
@@ -92,14 +110,23 @@ def _machine_busy_seconds() -> float:
 
 
 class Sink:
-    """bench.sink in its own process, spooling to a file."""
+    """bench.sink (or, ``esp``, bench.esp) in its own process, spooling to a file, each
+    reply held ``latency`` ms."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, latency: float = 0, esp: bool = False):
+        folder.mkdir(parents=True, exist_ok=True)
         self.spool = folder / "spool.bin"
+        self.times = folder / "times.txt"
         ready = folder / "sink.port"
         ready.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.sink", "--spool", str(self.spool), "--ready", str(ready)],
+            [
+                sys.executable,
+                "-m",
+                "bench.esp" if esp else "bench.sink",
+                *("--spool", str(self.spool), "--ready", str(ready)),
+                *("--latency", str(latency), "--times", str(self.times)),
+            ],
             cwd=ROOT,
         )
         deadline = time.monotonic() + 30
@@ -378,10 +405,19 @@ def stage_times(log: Path) -> dict[str, float]:
     return totals
 
 
-def run(subscribers: int, workers: int, folder: Path, database_url: str, redis_url: str) -> dict:
+def run(
+    subscribers: int,
+    workers: int,
+    folder: Path,
+    database_url: str,
+    redis_url: str,
+    latency: float = 0,
+    esp: bool = False,
+    rate: int = 0,
+) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    sink = Sink(folder)
-    env = _environment(database_url, redis_url, sink.port, str(folder / "var"))
+    sink = Sink(folder, latency, esp)
+    env = _environment(database_url, redis_url, sink.port, str(folder / "var"), esp, rate)
     worker = None
     try:
         _recreate_database(database_url)
@@ -397,7 +433,11 @@ def run(subscribers: int, workers: int, folder: Path, database_url: str, redis_u
             file=sys.stderr,
         )
         figures = build_population(subscribers)
-        figures["ceiling"], figures["message_bytes"] = measure_ceiling(sink.port)
+        # The ceiling is one connection's smtplib, message after message: at a latency it
+        # measures the latency.
+        figures["ceiling"], figures["message_bytes"] = (
+            measure_ceiling(sink.port) if not (latency or esp) else (None, None)
+        )
         worker = Worker(env, folder / "worker.log", workers)
 
         from digest.models import SchedulingPass
@@ -428,7 +468,14 @@ def run(subscribers: int, workers: int, folder: Path, database_url: str, redis_u
         sink.stop()
     figures["stages"] = stage_times(folder / "worker.log")
     figures["problems"] = check_outcome(sink.spool, subscribers)
+    figures["busiest_second"] = busiest_second(sink.times)
     return figures
+
+
+def busiest_second(times: Path) -> int:
+    """The most messages the sink received within one second of the clock."""
+    counts = Counter(int(float(line)) for line in times.read_text().split())
+    return max(counts.values(), default=0)
 
 
 def report(runs: dict[int, dict], peer: float | None) -> str:
@@ -492,10 +539,16 @@ def main(argv=None) -> int:
     parser.add_argument("--peer", action="store_true", help="also run django-newsletter")
     parser.add_argument("--peer-subscribers", type=int, default=10_000)
     parser.add_argument("--folder", type=Path, help="keep logs and the spool here")
+    parser.add_argument(
+        "--latency", type=float, help="compare 0 ms with a mail server and ESP this far away"
+    )
+    parser.add_argument("--rate", type=int, help="with --latency: also run with this cap (/s)")
     args = parser.parse_args(argv)
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="paperboy-bench-"))
+    if args.latency:
+        return latency_main(args, folder, database_url, redis_url)
     runs = {}
     sizes = [args.subscribers] + ([args.compare] if args.compare else [])
     for size in sizes:
@@ -508,6 +561,77 @@ def main(argv=None) -> int:
         peer = peer_module.run(args.peer_subscribers, folder / "peer")
     print(report(runs, peer))
     return 1 if any(figures["problems"] for figures in runs.values()) else 0
+
+
+LATENCY_RUNS = [("SMTP", False), ("ESP API (anymail, Postmark)", True)]
+
+
+def latency_main(args, folder: Path, database_url: str, redis_url: str) -> int:
+    """0 ms and ``args.latency`` ms side by side, over SMTP and an ESP's API, and
+    django-newsletter at ``args.latency`` ms on the same kind of sink."""
+    n, runs = args.subscribers, {}
+    for name, esp in LATENCY_RUNS:
+        for latency in (0, args.latency):
+            where = folder / f"{'esp' if esp else 'smtp'}-{latency:g}ms"
+            runs[name, latency] = _in_subprocess(
+                n, args.workers, where, database_url, redis_url, latency, esp
+            )
+    capped = None
+    if args.rate:
+        where = folder / f"smtp-{args.latency:g}ms-rate{args.rate}"
+        capped = _in_subprocess(
+            n, args.workers, where, database_url, redis_url, args.latency, False, args.rate
+        )
+    from bench import peer as peer_module
+
+    sink = Sink(folder / "peer-sink", args.latency)
+    try:
+        peer = peer_module.measure(args.peer_subscribers, folder / "peer", sink.port)["rate"]
+    finally:
+        sink.stop()
+    print(latency_report(n, args.latency, runs, peer, args.rate, capped))
+    every = [*runs.values(), *([capped] if capped else [])]
+    return 1 if any(figures["problems"] for figures in every) else 0
+
+
+def latency_report(
+    n: int, latency: float, runs: dict, peer: float, rate: int | None, capped: dict | None
+) -> str:
+    concurrency = os.environ.get("PAPERBOY_SEND_CONCURRENCY", "4 (the default)")
+    lines = [
+        f"## {n:,} subscribers, each reply at once and after {latency:g} ms",
+        "",
+        f"4 worker processes, {concurrency} messages in flight each.",
+        "",
+        f"| path | at once | {latency:g} ms | {latency:g} ms / at once | peak RSS, worker |",
+        "|---|---|---|---|---|",
+    ]
+    for name, _ in LATENCY_RUNS:
+        fast, slow = runs[name, 0], runs[name, latency]
+        rss = max(max(fast["rss"].values()), max(slow["rss"].values()))
+        lines.append(
+            f"| {name} | {fast['rate']:.0f} digests/s | {slow['rate']:.0f} digests/s "
+            f"| {slow['rate'] / fast['rate']:.2f}x | {rss:.0f} MB |"
+        )
+    lines.append(
+        f"| django-newsletter, SMTP | | {peer:.1f} messages/s | SMTP at {latency:g} ms is "
+        f"{runs[LATENCY_RUNS[0][0], latency]['rate'] / peer:.0f}x it | |"
+    )
+    if capped:
+        lines += [
+            "",
+            f"With PAPERBOY_SEND_RATE={rate} (SMTP, {latency:g} ms): {capped['rate']:.0f} "
+            f"digests/s end to end; the busiest second at the sink had "
+            f"{capped['busiest_second']} messages ({capped['busiest_second'] / rate - 1:+.1%} "
+            "of the cap).",
+        ]
+    problems = [
+        f"{key}: {'; '.join(figures['problems'])}"
+        for key, figures in [*runs.items(), *([("capped", capped)] if capped else [])]
+        if figures["problems"]
+    ]
+    lines += ["", f"Checks: {'; '.join(problems) or 'all passed'}."]
+    return "\n".join(lines)
 
 
 def _child(queue, *args):

@@ -157,7 +157,8 @@ def subscribers(count: int, topics: list[Topic], rng: random.Random, due: dt.dat
         cursor.copy(
             "COPY subscriptions_subscriber (id, email, key, status, frequency, weekday, send_hour, "
             "timezone, max_papers, created_at, updated_at, confirmed_at, consent_at, "
-            "consent_user_agent, next_due_at) FROM STDIN"
+            "consent_user_agent, next_due_at, pending_interests, status_before_suppression) "
+            "FROM STDIN"
         ) as copy,
     ):
         for n in range(count):
@@ -179,6 +180,8 @@ def subscribers(count: int, topics: list[Topic], rng: random.Random, due: dt.dat
                     now,
                     "bench",
                     due,
+                    "[]",
+                    "",
                 )
             )
             chosen: set[int] = set()

@@ -2,11 +2,14 @@
 
 aiosmtpd's Sink handler tops out around 440 messages/s on these machines, which would
 make the sink, not Paperboy, the thing measured. This speaks just enough SMTP for
-smtplib (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no pipelining, no auth) on a
+smtplib (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; PIPELINING, no auth) on a
 bare asyncio Protocol, and appends each message to a spool file for the checks that
 run after the clock stops: ``<rcpt>\\n<length>\\n<bytes>``.
 
-Run: python -m bench.sink --port 2525 --spool /tmp/spool [--ready FILE]
+``--latency MS`` holds every reply that long, in order, as a mail server that many
+milliseconds away would seem to (its round trip, not its bandwidth).
+
+Run: python -m bench.sink --port 2525 --spool /tmp/spool [--ready FILE] [--latency MS]
 """
 
 import argparse
@@ -14,20 +17,44 @@ import asyncio
 import os
 import signal
 import sys
+import time
 
 END = b"\r\n.\r\n"
 
 
 class Session(asyncio.Protocol):
-    def __init__(self, spool):
+    def __init__(self, spool, latency: float = 0):
         self.spool = spool
+        self.latency = latency
         self.buffer = bytearray()
         self.in_data = False
         self.rcpts: list[bytes] = []
+        self.held: list[tuple[float, bytes]] = []  # replies not yet due, in order
+        self.closing = False  # QUIT came: close once its reply is out
 
     def connection_made(self, transport):
         self.transport = transport
-        transport.write(b"220 sink ESMTP\r\n")
+        self.reply(b"220 sink ESMTP\r\n")
+
+    def reply(self, data: bytes) -> None:
+        if not self.latency:
+            self.transport.write(data)
+            return
+        loop = asyncio.get_running_loop()
+        self.held.append((loop.time() + self.latency, data))
+        if len(self.held) == 1:
+            loop.call_at(self.held[0][0], self.release)
+
+    def release(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.held and self.held[0][0] <= loop.time():
+            data = self.held.pop(0)[1]
+            if not self.transport.is_closing():
+                self.transport.write(data)
+        if self.held:
+            loop.call_at(self.held[0][0], self.release)
+        elif self.closing:
+            self.transport.close()
 
     def data_received(self, data):
         self.buffer += data
@@ -39,7 +66,7 @@ class Session(asyncio.Protocol):
                 self.spool.write_message(self.rcpts, bytes(self.buffer[:end]))
                 del self.buffer[: end + len(END)]
                 self.in_data, self.rcpts = False, []
-                self.transport.write(b"250 2.0.0 queued\r\n")
+                self.reply(b"250 2.0.0 queued\r\n")
                 continue
             end = self.buffer.find(b"\r\n")
             if end < 0:
@@ -51,35 +78,45 @@ class Session(asyncio.Protocol):
     def command(self, line: bytes):
         verb = line[:4].upper()
         if verb == b"EHLO":
-            self.transport.write(b"250-sink\r\n250-8BITMIME\r\n250 SIZE 104857600\r\n")
+            self.reply(b"250-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SIZE 104857600\r\n")
         elif verb == b"RCPT":
             self.rcpts.append(line.partition(b":")[2].strip().strip(b"<>").split(b">")[0])
-            self.transport.write(b"250 2.1.5 ok\r\n")
+            self.reply(b"250 2.1.5 ok\r\n")
         elif verb == b"DATA":
             self.in_data = True
-            self.transport.write(b"354 go ahead\r\n")
+            self.reply(b"354 go ahead\r\n")
         elif verb == b"QUIT":
-            self.transport.write(b"221 bye\r\n")
-            self.transport.close()
+            self.reply(b"221 bye\r\n")
+            if self.held:
+                self.closing = True
+            else:
+                self.transport.close()
         elif verb in (b"HELO", b"MAIL", b"RSET", b"NOOP"):
             if verb == b"RSET":
                 self.rcpts = []
-            self.transport.write(b"250 ok\r\n")
+            self.reply(b"250 ok\r\n")
         else:
-            self.transport.write(b"502 5.5.1 not implemented\r\n")
+            self.reply(b"502 5.5.1 not implemented\r\n")
 
 
 class Spool:
-    def __init__(self, path):
+    """The messages received, and (``times``) when each came, one clock time a line."""
+
+    def __init__(self, path, times=None):
         self.file = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed on exit
+        self.times = open(times, "w", buffering=1 << 16) if times else None  # noqa: SIM115
         self.count = 0
 
     def write_message(self, rcpts: list[bytes], data: bytes):
         self.file.write(b" ".join(rcpts) + b"\n%d\n" % len(data) + data)
+        if self.times is not None:
+            self.times.write(f"{time.time():.6f}\n")
         self.count += 1
 
     def close(self):
         self.file.close()
+        if self.times is not None:
+            self.times.close()
 
 
 def spool_index(path):
@@ -94,10 +131,12 @@ def spool_index(path):
             yield offset, size, rcpts
 
 
-async def serve(host: str, port: int, spool_path: str, ready: str | None):
-    spool = Spool(spool_path)
+async def serve(
+    host: str, port: int, spool_path: str, ready: str | None, latency: float = 0, times=None
+):
+    spool = Spool(spool_path, times)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Session(spool), host, port, backlog=128)
+    server = await loop.create_server(lambda: Session(spool, latency), host, port, backlog=128)
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set_result, None)
@@ -116,8 +155,11 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--spool", default=os.devnull)
     parser.add_argument("--ready", help="write the bound port to this file once listening")
+    parser.add_argument("--latency", type=float, default=0, help="milliseconds before each reply")
+    parser.add_argument("--times", help="write when each message came to this file")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.spool, args.ready))
+    latency = args.latency / 1000
+    asyncio.run(serve(args.host, args.port, args.spool, args.ready, latency, args.times))
 
 
 if __name__ == "__main__":

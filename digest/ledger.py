@@ -19,6 +19,7 @@ import enum
 import json
 import logging
 import smtplib
+import threading
 import time
 import uuid
 
@@ -73,13 +74,16 @@ class Renewal:
         self.owner = owner
         self.every = settings.PAPERBOY_CLAIM_LEASE / 3
         self.last = time.monotonic()
+        self.lock = threading.Lock()  # a batch's connections share it
 
     def __call__(self, digest_ids: list[int]) -> None:
-        if time.monotonic() - self.last > self.every:
-            # Those put back to "claimed" for the retry too: the task renews them for
-            # its countdown, and no pass may queue them sooner.
-            renew(digest_ids, self.owner, timezone.now())
+        with self.lock:
+            if time.monotonic() - self.last <= self.every:
+                return
             self.last = time.monotonic()
+        # Those put back to "claimed" for the retry too: the task renews them for its
+        # countdown, and no pass may queue them sooner.
+        renew(digest_ids, self.owner, timezone.now())
 
 
 def _execute(sql: str, params: list) -> int:

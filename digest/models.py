@@ -194,3 +194,14 @@ class ReaderModel(models.Model):
 
     def __str__(self):
         return f"reader model of {self.subscriber_id} ({self.votes} votes)"
+
+
+class SendingSecond(models.Model):
+    """Messages sent in one second of the clock, by every process: the cap on messages
+    per second (PAPERBOY_SEND_RATE) where there is no Redis (digest.pacing)."""
+
+    second = models.BigIntegerField(primary_key=True)  # seconds since the epoch
+    sent = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.sent} at {self.second}"

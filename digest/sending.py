@@ -18,16 +18,18 @@ writer.
 import datetime as dt
 import logging
 import smtplib
+import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from anymail.exceptions import AnymailError
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from digest import ledger, rendering
+from digest import ledger, pacing, rendering
 from digest.compose import compose, compose_many
 from digest.ledger import Failure, Start
 from digest.models import Digest, DigestItem
@@ -61,6 +63,14 @@ class BatchResult:
         finally:
             self.seconds[stage] += time.perf_counter() - started
 
+    def merge(self, other: "BatchResult") -> None:
+        for name in ("sent", "skipped", "failed", "retry", "unknown"):
+            getattr(self, name).extend(getattr(other, name))
+            getattr(self, name).sort()
+        for stage, seconds in other.seconds.items():
+            self.seconds[stage] += seconds
+        self.last_error = other.last_error or self.last_error
+
     def unknown_outcome(self, digest: Digest, exc: Exception) -> None:
         ledger.unknown(digest, exc, self.owner)
         self.unknown.append(digest.pk)
@@ -78,12 +88,14 @@ def send_batch(
     digest_ids: list[int], now: dt.datetime | None = None, owner: str | None = None
 ) -> BatchResult:
     """Send the claimed digests among ``digest_ids`` that this run (``owner``, a new
-    one unless given) can take, over one connection.
+    one unless given) can take, over up to PAPERBOY_SEND_CONCURRENCY connections at
+    once (digest.pacing).
 
-    Composition is done for the whole batch up front; then one digest at a time goes
-    from claimed to sending to its outcome. An error before the message was handed
-    over (the mail server refusing or down, the database busy) puts the digest back to
-    "claimed" for the retry. No answer after it was handed over leaves it "unknown".
+    Composition is done for the whole batch up front; then each connection takes the
+    next digest, which goes from claimed to sending to its outcome. An error before the
+    message was handed over (the mail server refusing or down, the database busy) puts
+    the digest back to "claimed" for the retry. No answer after it was handed over
+    leaves it "unknown". A connection's failure touches only its own digest.
     """
     now = now or timezone.now()
     result = BatchResult(owner=owner or ledger.new_owner())
@@ -97,73 +109,22 @@ def send_batch(
             .select_related("subscriber")
             .order_by("pk")
         )
-        held = [digest.pk for digest in digests]
         subscribers = [digest.subscriber for digest in digests]
         suppressed = suppressed_among([subscriber.email for subscriber in subscribers])
         composed = compose_many(subscribers, until=now, exclude=[d.pk for d in digests])
-    outbox = Outbox()
-    # A digest that went out is recorded "sent" in the same commit that starts the
-    # next one: one commit per digest, not two. Until then it is "sending", which is
-    # already durable and never sent again.
-    pending: tuple[Digest, str] | None = None
-    try:
-        for digest in digests:
-            finishing, pending = pending, None
-            started = False
-            try:
-                renew(held)
-                picks = composed[digest.subscriber_id]
-                blocked = digest.subscriber.email.lower() in suppressed
-                message = None
-                if picks and not blocked and digest.subscriber.status == Subscriber.Status.ACTIVE:
-                    with result.timing("render"):
-                        rendered = rendering.render_digest(digest, picks)
-                    with result.timing("build"):
-                        message = rendering.message(digest, rendered, raw=outbox.raw)
-                    # The message first, all but its final dot, and outside any
-                    # transaction; then the record of it going out, committed before
-                    # the dot.
-                    with result.timing("send"):
-                        outbox.stage(message)
-                with result.timing("record"):
-                    start = ledger.start(digest, picks, blocked, finishing, result.owner)
-                finishing = None  # committed with it
-                if start is not Start.SEND:
-                    if message is not None:
-                        outbox.close()  # mid-DATA: the server discards what it has
-                    if start is Start.SETTLED:
-                        result.skipped.append(digest.pk)
-                    continue
-                started = True
-                with result.timing("send"):
-                    message_id = outbox.release(message)
-            except OutcomeUnknown as exc:
-                result.unknown_outcome(digest, exc)
-                outbox.close()
-            except Exception as exc:
-                if isinstance(exc, DatabaseError) and not connection.in_atomic_block:
-                    # The connection may be dead (a restart, a failover, a killed
-                    # backend): the writes below go on a new one, so that the digest
-                    # delivered just before is recorded "sent", not left "sending".
-                    connection.close()
-                if finishing is not None:
-                    ledger.sent(*finishing, result.owner)  # rolled back with this one's failure
-                if started and not isinstance(exc, smtplib.SMTPException | AnymailError):
-                    # Not a refusal from the server or the ESP, and the message may be
-                    # out: never sent twice.
-                    result.unknown_outcome(digest, exc)
-                else:
-                    result.failure(digest, exc, started)
-                # smtplib drops the connection on some errors (a 421, say); the next
-                # message then opens a new one instead of failing on a dead socket.
-                outbox.close()
-            else:
-                pending = (digest, message_id)
-                result.sent.append(digest.pk)
-    finally:
-        if pending is not None:
-            ledger.sent(*pending, result.owner)
-        outbox.close()
+    batch = Batch(digests, composed, suppressed, renew, pacing.in_flight(), pacing.rate())
+    lanes = [Lane(batch, BatchResult(owner=result.owner)) for _ in range(_lanes(len(digests)))]
+    if len(lanes) == 1:
+        lanes[0].run()
+    else:
+        threads = [threading.Thread(target=lane.run_in_thread) for lane in lanes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for lane in lanes:
+        result.merge(lane.result)
+    errors = [lane.error for lane in lanes if lane.error is not None]
     log.info(
         "sent batch: %d digests (%d sent, %d skipped, %d failed, %d to retry, %d unknown) "
         "in %.3fs: compose %.3fs, render %.3fs, build %.3fs, send %.3fs, record %.3fs",
@@ -176,7 +137,137 @@ def send_batch(
         sum(result.seconds.values()),
         *(result.seconds[stage] for stage in STAGES),
     )
+    if errors:
+        raise errors[0]
     return result
+
+
+def _lanes(digests: int) -> int:
+    """Connections for a batch. One inside the caller's transaction (an eager task, a
+    test): other threads' database connections could not see what it holds."""
+    if connection.in_atomic_block:
+        return 1
+    return max(1, min(settings.PAPERBOY_SEND_CONCURRENCY, digests))
+
+
+@dataclass
+class Batch:
+    """What a batch's connections share: the digests still to send (each taken once),
+    what was composed for them, and the pace."""
+
+    digests: list[Digest]
+    composed: dict[int, list]
+    suppressed: set[str]
+    renew: ledger.Renewal
+    in_flight: pacing.InFlight
+    rate: pacing.Rate | None
+    held: list[int] = field(init=False)
+    queue: deque = field(init=False)
+
+    def __post_init__(self):
+        self.held = [digest.pk for digest in self.digests]
+        self.queue = deque(self.digests)
+
+    def next(self) -> Digest | None:
+        try:
+            return self.queue.popleft()
+        except IndexError:
+            return None
+
+
+class Lane:
+    """One connection to the mail server or ESP, sending the batch's next digest until
+    none is left."""
+
+    def __init__(self, batch: Batch, result: BatchResult):
+        self.batch, self.result = batch, result
+        self.outbox = Outbox()
+        self.error: BaseException | None = None
+        # A digest that went out is recorded "sent" in the same commit that starts the
+        # next one: one commit per digest, not two. Until then it is "sending", which
+        # is already durable and never sent again.
+        self.pending: tuple[Digest, str] | None = None
+
+    def run_in_thread(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            connection.close()  # this thread's own
+
+    def run(self) -> None:
+        try:
+            while (digest := self.batch.next()) is not None:
+                self.send(digest)
+        finally:
+            if self.pending is not None:
+                ledger.sent(*self.pending, self.result.owner)
+            self.outbox.close()
+
+    def send(self, digest: Digest) -> None:
+        result, outbox = self.result, self.outbox
+        finishing, self.pending = self.pending, None
+        started = on_the_wire = False
+        try:
+            self.batch.renew(self.batch.held)
+            picks = self.batch.composed[digest.subscriber_id]
+            blocked = digest.subscriber.email.lower() in self.batch.suppressed
+            message = None
+            if picks and not blocked and digest.subscriber.status == Subscriber.Status.ACTIVE:
+                with result.timing("render"):
+                    rendered = rendering.render_digest(digest, picks)
+                with result.timing("build"):
+                    message = rendering.message(digest, rendered, raw=outbox.raw)
+                self.batch.in_flight.acquire()
+                on_the_wire = True
+                if self.batch.rate is not None:
+                    self.batch.rate.take()
+                # The message first, all but its final dot, and outside any
+                # transaction; then the record of it going out, committed before the dot.
+                with result.timing("send"):
+                    outbox.stage(message)
+            with result.timing("record"):
+                start = ledger.start(digest, picks, blocked, finishing, result.owner)
+            finishing = None  # committed with it
+            if start is not Start.SEND:
+                if message is not None:
+                    outbox.close()  # mid-DATA: the server discards what it has
+                if start is Start.SETTLED:
+                    result.skipped.append(digest.pk)
+                return
+            started = True
+            with result.timing("send"):
+                message_id = outbox.release(message)
+        except OutcomeUnknown as exc:
+            result.unknown_outcome(digest, exc)
+            outbox.close()
+        except Exception as exc:
+            if on_the_wire:
+                self.batch.in_flight.release(slow_down=pacing.asks_to_slow_down(exc))
+                on_the_wire = False
+            if isinstance(exc, DatabaseError) and not connection.in_atomic_block:
+                # The connection may be dead (a restart, a failover, a killed backend):
+                # the writes below go on a new one, so that the digest delivered just
+                # before is recorded "sent", not left "sending".
+                connection.close()
+            if finishing is not None:
+                ledger.sent(*finishing, result.owner)  # rolled back with this one's failure
+            if started and not isinstance(exc, smtplib.SMTPException | AnymailError):
+                # Not a refusal from the server or the ESP, and the message may be out:
+                # never sent twice.
+                result.unknown_outcome(digest, exc)
+            else:
+                result.failure(digest, exc, started)
+            # smtplib drops the connection on some errors (a 421, say); the next message
+            # then opens a new one instead of failing on a dead socket.
+            outbox.close()
+        else:
+            self.pending = (digest, message_id)
+            result.sent.append(digest.pk)
+        finally:
+            if on_the_wire:
+                self.batch.in_flight.release()
 
 
 class CannotSend(Exception):

@@ -220,6 +220,12 @@ PAPERBOY_CLAIM_LEASE = env.int("PAPERBOY_CLAIM_LEASE", 600, min_value=1)
 PAPERBOY_RETRY_DELAY = env.int("PAPERBOY_RETRY_DELAY", 30, min_value=0)
 # Retries of a digest that keeps failing transiently before it is given up as failed.
 PAPERBOY_SEND_RETRIES = env.int("PAPERBOY_SEND_RETRIES", 8, min_value=0)
+# Messages each worker process has in flight at once, each over a connection of its own
+# (digest.pacing): a mail server or ESP 20 ms away answers each after a round trip.
+PAPERBOY_SEND_CONCURRENCY = env.int("PAPERBOY_SEND_CONCURRENCY", 4, min_value=1)
+# At most this many messages per second from all processes together (an ESP's quota);
+# 0 for no cap. Counted in Redis, or in the database without it.
+PAPERBOY_SEND_RATE = env.int("PAPERBOY_SEND_RATE", 0, min_value=0)
 
 # A paper belongs to a topic when its score reaches this (see papers/matching.py).
 PAPERBOY_MATCH_THRESHOLD = env.float("PAPERBOY_MATCH_THRESHOLD", 1.0)

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from mailing import message
+from mailing import message, transport
 from papers.matching import rescore_topic
 from papers.topics import fresh_interests, previews_context
 from subscriptions import links
@@ -18,14 +18,14 @@ def _subscriber_context(subscriber) -> dict:
 
 def send_confirmation(subscriber) -> None:
     context = _subscriber_context(subscriber) | {"confirm_url": links.confirm_url(subscriber)}
-    message.build("confirm", subscriber.email, context).send()
+    transport.send_now(message.build("confirm", subscriber.email, context))
 
 
 def send_manage_link(subscriber) -> None:
     context = _subscriber_context(subscriber) | {
         "unsubscribe_url": links.unsubscribe_url(subscriber)
     }
-    message.build("manage", subscriber.email, context).send()
+    transport.send_now(message.build("manage", subscriber.email, context))
 
 
 def send_welcome(subscriber) -> None:
@@ -41,4 +41,4 @@ def send_welcome(subscriber) -> None:
         | {"unsubscribe_url": links.unsubscribe_url(subscriber)}
         | previews_context(subscriber.topics.order_by("name"))
     )
-    message.build("welcome", subscriber.email, context).send()
+    transport.send_now(message.build("welcome", subscriber.email, context))

@@ -21,6 +21,15 @@ def samples() -> Path:
     return SAMPLES
 
 
+@pytest.fixture(autouse=True)
+def _no_slow_down_remembered(monkeypatch):
+    """Each test starts as a fresh worker process: no 421 or 429 met before it limits
+    its messages in flight (digest.pacing)."""
+    from digest import pacing
+
+    monkeypatch.setattr(pacing, "_allowed", None)
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
         pass

@@ -76,6 +76,7 @@ def test_a_run_that_lost_its_digests_and_is_then_refused_changes_nothing(
     pass queues its digests again and run B sends them. Then A reaches them and the
     server, greylisting, answers A "451" at RCPT: A must not put them back to be sent
     again."""
+    settings.PAPERBOY_SEND_CONCURRENCY = 1  # run A sends from this thread
     ids = due(3)
     first = Digest.objects.get(pk=ids[0])
     begin = transport.Outbox.stage

@@ -33,8 +33,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with esp.condition:
             for to in body.get("To", "").split(","):
                 esp.requests[parseaddr(to)[1].casefold()] += 1
+            esp.in_flight += 1
+            esp.peak_in_flight = max(esp.peak_in_flight, esp.in_flight)
             esp.condition.notify_all()
-            mode = esp.mode
+            mode, delay = esp.mode, esp.delay
+        try:
+            if delay:
+                esp.stopping.wait(delay)  # the ESP's own latency; other requests go on
+            self.answer(esp, body, mode)
+        finally:
+            with esp.condition:
+                esp.in_flight -= 1
+
+    def answer(self, esp: ESPServer, body: dict, mode: str) -> None:
         if mode == "stall":
             # The request is in; the answer never comes (until the server stops).
             esp.stopping.wait()
@@ -63,12 +74,15 @@ class ESPServer:
 
     ``mode``: "accept" (200 and a MessageID), "stall" (reads the request, never answers),
     "unreadable" (200 and a body that is not Postmark's JSON) or an HTTP status such as
-    "500". ``requests`` counts requests per recipient."""
+    "500". ``delay``: seconds before each answer. ``requests`` counts requests per
+    recipient; ``peak_in_flight`` is the most requests it was answering at once."""
 
     def __init__(self, server: _HTTPServer):
         self._server = server
         self.url = f"http://{HOST}:{server.server_port}/"
         self.mode = "accept"
+        self.delay = 0.0  # seconds before each answer
+        self.in_flight = self.peak_in_flight = 0  # requests being answered, and the most
         self.requests: Counter[str] = Counter()
         self.condition = threading.Condition()
         self.stopping = threading.Event()
