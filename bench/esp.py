@@ -10,15 +10,11 @@ each answer that long.
 Run: python -m bench.esp --spool /tmp/spool [--ready FILE] [--latency MS]
 """
 
-import argparse
 import asyncio
 import json
-import os
-import signal
-import sys
 import uuid
 
-from bench.sink import Spool
+from bench.sink import Spool, main
 
 
 class Session(asyncio.Protocol):
@@ -72,36 +68,5 @@ class Session(asyncio.Protocol):
             self.transport.write(response)
 
 
-async def serve(
-    host: str, port: int, spool_path: str, ready: str | None, latency: float, times=None
-):
-    spool = Spool(spool_path, times)
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Session(spool, latency), host, port, backlog=128)
-    stop = loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set_result, None)
-    if ready:
-        with open(ready, "w") as file:
-            file.write(str(server.sockets[0].getsockname()[1]))
-    await stop
-    server.close()
-    spool.close()
-    print(f"esp: {spool.count} messages", file=sys.stderr)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--spool", default=os.devnull)
-    parser.add_argument("--ready", help="write the bound port to this file once listening")
-    parser.add_argument("--latency", type=float, default=0, help="milliseconds before each answer")
-    parser.add_argument("--times", help="write when each message came to this file")
-    args = parser.parse_args(argv)
-    latency = args.latency / 1000
-    asyncio.run(serve(args.host, args.port, args.spool, args.ready, latency, args.times))
-
-
 if __name__ == "__main__":
-    main()
+    main(session=Session, doc=__doc__)

@@ -131,35 +131,37 @@ def spool_index(path):
             yield offset, size, rcpts
 
 
-async def serve(
-    host: str, port: int, spool_path: str, ready: str | None, latency: float = 0, times=None
-):
-    spool = Spool(spool_path, times)
+async def serve(args, session: type[asyncio.Protocol]):
+    spool, latency = Spool(args.spool, args.times), args.latency / 1000
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Session(spool, latency), host, port, backlog=128)
+    server = await loop.create_server(
+        lambda: session(spool, latency), args.host, args.port, backlog=128
+    )
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set_result, None)
-    if ready:
-        with open(ready, "w") as file:
+    if args.ready:
+        with open(args.ready, "w") as file:
             file.write(str(server.sockets[0].getsockname()[1]))
     await stop
     server.close()
     spool.close()
-    print(f"sink: {spool.count} messages", file=sys.stderr)
+    print(
+        f"{session.__name__} of {session.__module__.rpartition('.')[2]}: {spool.count} messages",
+        file=sys.stderr,
+    )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, session: type[asyncio.Protocol] = Session, doc: str = __doc__):
+    """Serve ``session`` (this sink's, or bench.esp's) until SIGTERM."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--spool", default=os.devnull)
     parser.add_argument("--ready", help="write the bound port to this file once listening")
     parser.add_argument("--latency", type=float, default=0, help="milliseconds before each reply")
     parser.add_argument("--times", help="write when each message came to this file")
-    args = parser.parse_args(argv)
-    latency = args.latency / 1000
-    asyncio.run(serve(args.host, args.port, args.spool, args.ready, latency, args.times))
+    asyncio.run(serve(parser.parse_args(argv), session))
 
 
 if __name__ == "__main__":
