@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 
 from anymail.exceptions import AnymailError
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from digest import ledger, pacing, rendering
@@ -122,6 +128,9 @@ def send_batch(
             thread.start()
         for thread in threads:
             thread.join()
+        # This thread's connection sat idle through the batch: the server may have
+        # dropped it meanwhile (CONN_HEALTH_CHECKS looks before its next use).
+        close_old_connections()
     for lane in lanes:
         result.merge(lane.result)
     errors = [lane.error for lane in lanes if lane.error is not None]

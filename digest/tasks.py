@@ -65,20 +65,20 @@ def send_digests(self, digest_ids: list[int]) -> dict[str, int]:
     # pool process died, and the task's retries, take its digests back at once; a task
     # queued again by the scheduling pass is another run.
     owner = self.request.id or ledger.new_owner()
+    countdown = retry.backoff(self.request.retries)
     try:
         result = sending.send_batch(digest_ids, owner=owner)
+        if result.retry and self.request.retries >= retries:
+            ledger.give_up(result.retry, result.owner, result.last_error)
+        elif result.retry:
+            ledger.renew(result.retry, result.owner, timezone.now(), extra=countdown)
     except DatabaseError as exc:
-        # The connection was lost mid-batch (a restart, a failover, a killed backend).
-        # What went out is recorded "sent" or still "sending", so the same batch is
-        # simply tried again, on a new connection (see paperboy.celery).
-        countdown = retry.backoff(self.request.retries)
+        # The connection was lost mid-batch or after it (a restart, a failover, a
+        # killed backend). What went out is recorded "sent" or still "sending", so the
+        # same batch is simply tried again, on a new connection (see paperboy.celery).
         raise self.retry(countdown=countdown, exc=exc, max_retries=retries) from exc
-    if result.retry and self.request.retries >= retries:
-        ledger.give_up(result.retry, result.owner, result.last_error)
-    elif result.retry:
+    if result.retry and self.request.retries < retries:
         # Only the digests that failed transiently: the others went out already.
-        countdown = retry.backoff(self.request.retries)
-        ledger.renew(result.retry, result.owner, timezone.now(), extra=countdown)
         raise self.retry(
             args=[result.retry],
             countdown=countdown,
