@@ -66,7 +66,8 @@ test: install test-tools
 # The delivery and fault tests on the embedded default (SQLite, the filesystem broker)
 # even where DATABASE_URL and REDIS_URL are set: CI runs them after `make test`.
 EMBEDDED_TESTS := tests/system/test_faults.py tests/digest/test_exactly_once.py \
-	tests/digest/test_delivery_guarantees.py tests/digest/test_batch_delivery.py
+	tests/digest/test_delivery_guarantees.py tests/digest/test_batch_delivery.py \
+	tests/digest/test_concurrent_delivery.py
 test-embedded: install test-tools
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest $(EMBEDDED_TESTS)
 
