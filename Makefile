@@ -92,7 +92,8 @@ bench: install
 
 # Sending with a mail server and an ESP 20 ms away, beside at once (and a global cap).
 bench-latency: install
-	$(BIN)/python -m bench.digests --subscribers 5000 --latency 20 --rate 150 --peer-subscribers 500
+	PAPERBOY_SEND_CONCURRENCY=4 $(BIN)/python -m bench.digests --subscribers 5000 --latency 20 \
+		--rate 150 --peer-subscribers 500
 
 bench-signup: install
 	$(BIN)/python -m bench.signup

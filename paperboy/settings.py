@@ -221,8 +221,10 @@ PAPERBOY_RETRY_DELAY = env.int("PAPERBOY_RETRY_DELAY", 30, min_value=0)
 # Retries of a digest that keeps failing transiently before it is given up as failed.
 PAPERBOY_SEND_RETRIES = env.int("PAPERBOY_SEND_RETRIES", 8, min_value=0)
 # Messages each worker process has in flight at once, each over a connection of its own
-# (digest.pacing): a mail server or ESP 20 ms away answers each after a round trip.
-PAPERBOY_SEND_CONCURRENCY = env.int("PAPERBOY_SEND_CONCURRENCY", 4, min_value=1)
+# (digest.pacing): a mail server or ESP 20 ms away answers each after a round trip. Above
+# 1, a worker killed outright may lose a digest that its thread had recorded "sending"
+# but not yet handed over while another thread held the interpreter (README, Guarantees).
+PAPERBOY_SEND_CONCURRENCY = env.int("PAPERBOY_SEND_CONCURRENCY", 1, min_value=1)
 # At most this many messages per second from all processes together (an ESP's quota);
 # 0 for no cap. Counted in Redis, or in the database without it.
 PAPERBOY_SEND_RATE = env.int("PAPERBOY_SEND_RATE", 0, min_value=0)
