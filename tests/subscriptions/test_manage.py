@@ -253,7 +253,9 @@ def test_tokens_are_opaque_and_differ_between_subscribers(subscriber):
 
     # What a token carries is the subscriber's random key: not their id, not their address.
     assert mine.split(":")[0] == subscriber.key.hex
-    assert "ada" not in mine
+    # Not the address, nor any part of it: "@" is no character of a key or a signature
+    # (the local part alone, "ada", is three hex digits that a random key holds now and then).
+    assert "@" not in mine and subscriber.email not in mine
     assert mine.split(":")[0] != theirs.split(":")[0]
 
 
