@@ -155,6 +155,11 @@ def sent(digest: Digest, message_id: str, owner: str) -> None:
     _execute(_SENT, _sent_params((digest, message_id), owner))
 
 
+def goes_out(digest: Digest, picks: list[Pick], suppressed: bool) -> bool:
+    """Whether the digest has a message to send; if not, ``settle`` says why."""
+    return bool(picks) and not suppressed and digest.subscriber.status == Subscriber.Status.ACTIVE
+
+
 class Start(enum.Enum):
     SEND = "send"  # "sending" now, its papers in the ledger: hand the message over
     SETTLED = "settled"  # nothing to send: recorded skipped or suppressed
@@ -171,8 +176,7 @@ def start(
     """Record the previous digest sent (``finishing``), take this one to "sending" and
     its papers into the ledger, in one commit just before the message is handed over;
     or settle it when it does not go out."""
-    goes_out = picks and not suppressed and digest.subscriber.status == Subscriber.Status.ACTIVE
-    if goes_out and connection.vendor in ONE_STATEMENT_VENDORS:
+    if goes_out(digest, picks, suppressed) and connection.vendor in ONE_STATEMENT_VENDORS:
         return Start.SEND if _start_at_once(digest, picks, finishing, owner) else Start.LOST
     with transaction.atomic():
         if finishing is not None:

@@ -223,7 +223,7 @@ class Lane:
             picks = self.batch.composed[digest.subscriber_id]
             blocked = digest.subscriber.email.lower() in self.batch.suppressed
             message = None
-            if picks and not blocked and digest.subscriber.status == Subscriber.Status.ACTIVE:
+            if ledger.goes_out(digest, picks, blocked):
                 with result.timing("render"):
                     rendered = rendering.render_digest(digest, picks)
                 with result.timing("build"):
