@@ -172,10 +172,17 @@ class Batch:
     rate: pacing.Rate | None
     held: list[int] = field(init=False)
     queue: deque = field(init=False)
+    # Taken by a connection for its work in Python (rendering, building, recording) and
+    # from the commit of "sending" to the dot, and let go while it waits on the network.
+    # So the thread that has just committed a digest is never kept from writing its dot
+    # by another thread's rendering: the interpreter would let that one run for up to
+    # its switch interval (5 ms), and a worker killed in that wait loses the digest.
+    turn: threading.Lock = field(init=False)
 
     def __post_init__(self):
         self.held = [digest.pk for digest in self.digests]
         self.queue = deque(self.digests)
+        self.turn = threading.Lock()
 
     def next(self) -> Digest | None:
         try:
@@ -196,6 +203,21 @@ class Lane:
         # next one: one commit per digest, not two. Until then it is "sending", which
         # is already durable and never sent again.
         self.pending: tuple[Digest, str] | None = None
+        self.holding = False  # the batch's turn (Batch.turn)
+
+    @contextmanager
+    def turn(self):
+        self.batch.turn.acquire()
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.end_turn()
+
+    def end_turn(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.batch.turn.release()
 
     def run_in_thread(self) -> None:
         try:
@@ -211,7 +233,8 @@ class Lane:
                 self.send(digest)
         finally:
             if self.pending is not None:
-                ledger.sent(*self.pending, self.result.owner)
+                with self.turn():
+                    ledger.sent(*self.pending, self.result.owner)
             self.outbox.close()
 
     def send(self, digest: Digest) -> None:
@@ -219,15 +242,17 @@ class Lane:
         finishing, self.pending = self.pending, None
         started = on_the_wire = False
         try:
-            self.batch.renew(self.batch.held)
-            picks = self.batch.composed[digest.subscriber_id]
-            blocked = digest.subscriber.email.lower() in self.batch.suppressed
-            message = None
-            if ledger.goes_out(digest, picks, blocked):
-                with result.timing("render"):
-                    rendered = rendering.render_digest(digest, picks)
-                with result.timing("build"):
-                    message = rendering.message(digest, rendered, raw=outbox.raw)
+            with self.turn():
+                self.batch.renew(self.batch.held)
+                picks = self.batch.composed[digest.subscriber_id]
+                blocked = digest.subscriber.email.lower() in self.batch.suppressed
+                message = None
+                if goes_out := ledger.goes_out(digest, picks, blocked):
+                    with result.timing("render"):
+                        rendered = rendering.render_digest(digest, picks)
+                    with result.timing("build"):
+                        message = rendering.message(digest, rendered, raw=outbox.raw)
+            if goes_out:
                 self.batch.in_flight.acquire()
                 on_the_wire = True
                 if self.batch.rate is not None:
@@ -236,18 +261,20 @@ class Lane:
                 # transaction; then the record of it going out, committed before the dot.
                 with result.timing("send"):
                     outbox.stage(message)
-            with result.timing("record"):
-                start = ledger.start(digest, picks, blocked, finishing, result.owner)
-            finishing = None  # committed with it
-            if start is not Start.SEND:
-                if message is not None:
-                    outbox.close()  # mid-DATA: the server discards what it has
-                if start is Start.SETTLED:
-                    result.skipped.append(digest.pk)
-                return
-            started = True
-            with result.timing("send"):
-                message_id = outbox.release(message)
+            with self.turn():
+                with result.timing("record"):
+                    start = ledger.start(digest, picks, blocked, finishing, result.owner)
+                finishing = None  # committed with it
+                if start is not Start.SEND:
+                    if message is not None:
+                        outbox.close()  # mid-DATA: the server discards what it has
+                    if start is Start.SETTLED:
+                        result.skipped.append(digest.pk)
+                    return
+                started = True
+                with result.timing("send"):
+                    # The turn ends with the dot: the verdict is waited for without it.
+                    message_id = outbox.release(message, handed_over=self.end_turn)
         except OutcomeUnknown as exc:
             result.unknown_outcome(digest, exc)
             outbox.close()

@@ -13,6 +13,7 @@ is never sent twice.
 import re
 import smtplib
 import socket
+from collections.abc import Callable
 
 # RFC 5321 4.5.2: a line of the message that starts with a dot gets another one.
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -98,11 +99,14 @@ def _envelope_pipelined(
     return replies
 
 
-def end_data(connection: smtplib.SMTP) -> None:
+def end_data(connection: smtplib.SMTP, sent: Callable[[], None] | None = None) -> None:
     """End DATA and read the server's verdict. ``SMTPDataError`` when it refused the
-    message (so it was not delivered); ``OutcomeUnknown`` when no verdict came."""
+    message (so it was not delivered); ``OutcomeUnknown`` when no verdict came.
+    ``sent`` is called once the dot is written, before the verdict is waited for."""
     try:
         connection.send(b".\r\n")
+        if sent is not None:
+            sent()
         code, reply = connection.getreply()
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise OutcomeUnknown(f"no reply after the end of DATA: {exc}") from exc

@@ -9,6 +9,7 @@ the message stayed behind becomes ``OutcomeUnknown``.
 """
 
 import ssl
+from collections.abc import Callable
 
 import requests
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
@@ -40,11 +41,15 @@ class Outbox:
         connection = self.mailer.connection
         smtp.send_all_but_the_dot(connection, message.sender, message.recipient, message.raw)
 
-    def release(self, message: Outgoing) -> str:
+    def release(self, message: Outgoing, handed_over: Callable[[], None] | None = None) -> str:
         """Hand the message over (the dot, or the ESP request); the message id the
         ESP's webhooks will report. ``OutcomeUnknown`` when it may have been delivered
-        without a word back."""
+        without a word back. ``handed_over`` is called at the point of no return: once
+        the dot is written, before the verdict; an ESP request is one step, so before it.
+        """
         if not self.raw:
+            if handed_over is not None:
+                handed_over()
             try:
                 self.mailer.send_messages([message.email])
             except AnymailRecipientsRefused:
@@ -55,7 +60,7 @@ class Outbox:
                 raise OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
             return message_id(message.email)
         self.in_data = False
-        smtp.end_data(self.mailer.connection)
+        smtp.end_data(self.mailer.connection, handed_over)
         return message.message_id
 
     def close(self) -> None:

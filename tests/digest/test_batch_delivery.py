@@ -191,11 +191,11 @@ def test_a_digest_is_recorded_sending_before_the_dot_that_hands_it_over(
     commit = smtp.end_data
     seen = []
 
-    def observe(connection):
+    def observe(connection, *handed_over):
         # The server has all of the message but its final dot.
         digest = Digest.objects.get(pk=three_due[len(seen)])
         seen.append((digest.status, digest.items.exists(), len(smtp_mailer.messages)))
-        commit(connection)
+        commit(connection, *handed_over)
 
     monkeypatch.setattr(smtp, "end_data", observe)
 
@@ -212,9 +212,9 @@ def test_the_dot_is_not_held_back_by_nagles_algorithm(three_due, smtp_mailer, mo
     commit = smtp.end_data
     nodelay = []
 
-    def observe(connection):
+    def observe(connection, *handed_over):
         nodelay.append(connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-        commit(connection)
+        commit(connection, *handed_over)
 
     monkeypatch.setattr(smtp, "end_data", observe)
 

@@ -5,6 +5,7 @@ processes share. Counted per address at a real SMTP server, or per request at a 
 HTTP server standing in for the ESP."""
 
 import smtplib
+import threading
 import time
 
 import pytest
@@ -52,6 +53,72 @@ def test_one_hung_connection_holds_up_only_its_own_digest(smtp_mailer, settings)
     stuck.refresh_from_db()
     assert stuck.status == Digest.Status.UNKNOWN
     assert smtp_mailer.received_per_address() == dict.fromkeys(addresses(ids), 1)
+
+
+def test_no_connection_renders_while_another_is_between_its_commit_and_its_dot(
+    smtp_mailer, settings, monkeypatch
+):
+    """A thread whose commit of "sending" has returned writes its dot before any other
+    thread renders: a rendering thread would hold the interpreter for up to its switch
+    interval, and a worker killed meanwhile loses the digest (bench.turn)."""
+    from digest import ledger, rendering
+    from mailing import smtp
+
+    settings.PAPERBOY_SEND_CONCURRENCY = 4
+    ids = due(24)
+    timeline, lock = [], threading.Lock()
+
+    def mark(event):
+        with lock:
+            timeline.append((event, threading.get_ident()))
+
+    def spied(function, before, after):
+        def call(*args, **kwargs):
+            if before:
+                mark(before)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                if after:
+                    mark(after)
+
+        return call
+
+    render_digest = rendering.render_digest
+
+    def slow_render(*args, **kwargs):
+        # Rendering a long digest: pure Python for a while, holding the interpreter.
+        sum(i * i for i in range(300_000))
+        return render_digest(*args, **kwargs)
+
+    monkeypatch.setattr(rendering, "render_digest", spied(slow_render, "render", "rendered"))
+    # From the start of the commit: when in it the row becomes durable is not seen here.
+    monkeypatch.setattr(ledger, "start", spied(ledger.start, "committing", None))
+    end_data = smtp.end_data
+
+    def dot(connection, handed_over=None):
+        def sent():
+            mark("dot")
+            if handed_over:
+                handed_over()
+
+        end_data(connection, sent)
+
+    monkeypatch.setattr(smtp, "end_data", dot)
+
+    result = sending.send_batch(ids)
+
+    assert result.sent == sorted(ids)
+    assert len({thread for _, thread in timeline}) == 4
+    in_window: set[int] = set()
+    for event, thread in timeline:
+        if event == "committing":
+            in_window.add(thread)
+        elif event == "dot":
+            in_window.discard(thread)
+        elif event == "render":
+            assert not in_window - {thread}, "rendered while another was about to write its dot"
+    assert [event for event, _ in timeline].count("dot") == 24
 
 
 def test_esp_requests_go_out_at_once_and_each_digest_once(esp_server, settings):
