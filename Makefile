@@ -57,6 +57,7 @@ run: sample-data admin-user
 	@echo "Paperboy:   http://127.0.0.1:$(PORT)/"
 	@echo "Admin:      http://127.0.0.1:$(PORT)/admin/  (user admin, password $$(cat var/admin-password))"
 	@echo "Outbox:     $(CURDIR)/var/outbox/  (one .eml file per message)"
+	@$(BIN)/python manage.py feeds --banner
 	@echo
 	PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 

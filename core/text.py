@@ -7,6 +7,8 @@ import unicodedata
 _NON_WORD = re.compile(r"[^\w+#]+|_+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029]")
 _SPACE = re.compile(r"\s+")
+# An arXiv category: cs.LG, math.GT, q-bio.NC, hep-th, and old ones such as cmp-lg.
+ARXIV_CATEGORY = re.compile(r"[a-z][a-z-]{0,15}(?:\.[A-Za-z][A-Za-z-]{0,15})?")
 
 
 def normalise_key(text: str, max_length: int = 255) -> str:

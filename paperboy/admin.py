@@ -5,7 +5,8 @@ from django_celery_beat.admin import PeriodicTaskAdmin as BasePeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 PAPERBOY_TASKS = {
-    "papers.import_feeds": "Fetches the feeds in PAPERBOY_FEED_URLS; results under Import runs.",
+    "papers.import_feeds": "Fetches the feeds (Hugging Face's daily papers unless "
+    "PAPERBOY_FEED_URLS says otherwise); results under Import runs.",
     "digest.schedule_digests": "Claims every due digest once and queues the sending; "
     "results under Scheduling passes. A shorter interval sends closer to each reader's hour.",
     "subscriptions.process_pending_delivery_events": "Acts on ESP webhook events that the "

@@ -49,3 +49,23 @@ def embed_what_the_model_has_not_seen(sender=None, **kwargs):
         connection.close()  # the main process runs no tasks: no connection to keep
     if stale:
         reembed.delay()
+
+
+@worker_ready.connect
+def import_feeds_never_tried(sender=None, **kwargs):
+    # The schedule's first tick comes an interval after installing: a new installation's
+    # first papers come when its worker first starts instead, as does a feed just added.
+    from django.db import DatabaseError, connection
+
+    from papers import feeds
+    from papers.tasks import import_feeds
+
+    try:
+        never = feeds.never_tried()
+    except DatabaseError:
+        logger.warning("Could not look for feeds never imported", exc_info=True)
+        return
+    finally:
+        connection.close()
+    if never:
+        import_feeds.delay()

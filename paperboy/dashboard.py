@@ -10,7 +10,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from digest.models import Digest, SchedulingPass
-from papers import embeddings, matching
+from papers import embeddings, feeds, matching
 from papers.models import ImportRun
 from subscriptions import deliverability
 from subscriptions.models import Subscriber, Suppression
@@ -134,6 +134,7 @@ def figures(now: dt.datetime | None = None) -> dict:
                 "scheduled_for__day": today.day,
             }
         ),
+        "feeds": feeds.statuses(),
         "last_imports": list(ImportRun.objects.all()[:3]),
         "matching": _matching(),
         "last_pass": SchedulingPass.objects.first(),

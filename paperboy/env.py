@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from core.text import ARXIV_CATEGORY
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -81,13 +83,24 @@ class Env:
             )
         return raw.rstrip("/")
 
-    def http_urls(self, name: str) -> list[str]:
-        urls = self.list(name)
+    def http_urls(self, name: str, default: list[str] | None = None) -> list[str]:
+        """Comma-separated http(s) URLs; ``default`` when the variable is unset, none
+        when it is set empty (so a default list can be turned off)."""
+        urls = self.list(name) if name in self.environ else list(default or [])
         for url in urls:
             parts = urlsplit(url)
             if parts.scheme not in {"http", "https"} or not parts.hostname:
                 raise self._error(name, f"expected comma-separated http(s) URLs, got {url!r}")
         return urls
+
+    def arxiv_categories(self, name: str) -> list[str]:
+        categories = self.list(name)
+        for category in categories:
+            if not ARXIV_CATEGORY.fullmatch(category):
+                raise self._error(
+                    name, f"expected arXiv categories such as cs.LG,cs.CL, got {category!r}"
+                )
+        return categories
 
     def database(self, name: str, default: str) -> dict:
         raw = self.str(name) or default

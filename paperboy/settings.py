@@ -197,8 +197,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 2 * 3600
 
 # Paperboy --------------------------------------------------------------------
 # Feeds fetched by the "Import paper feeds" periodic task (edit its schedule in
-# the admin). Each URL is a trending page, HF daily-papers JSON or arXiv Atom.
-PAPERBOY_FEED_URLS = env.http_urls("PAPERBOY_FEED_URLS")
+# the admin; papers.feeds). Each URL is a trending page, HF daily-papers JSON or arXiv
+# Atom. Unset: Hugging Face's daily papers, today's and trending; empty: none.
+HF_DAILY_PAPERS = "https://huggingface.co/api/daily_papers"
+PAPERBOY_FEED_URLS = env.http_urls(
+    "PAPERBOY_FEED_URLS",
+    default=[f"{HF_DAILY_PAPERS}?limit=100", f"{HF_DAILY_PAPERS}?sort=trending&limit=100"],
+)
+# arXiv categories (cs.LG, cs.CL, ...) whose newest papers are imported too.
+PAPERBOY_ARXIV_CATEGORIES = env.arxiv_categories("PAPERBOY_ARXIV_CATEGORIES")
 # Seconds for a whole fetch, redirects included (core.fetch).
 PAPERBOY_FETCH_TIMEOUT = env.int("PAPERBOY_FETCH_TIMEOUT", 30, min_value=1)
 # An interest topic nobody follows any more (and no curator touched) is deleted after

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from core.admin import confirm_action
-from papers import importers, tasks
+from papers import feeds, importers, tasks
 from papers.matching import RESCORE_WINDOW, score, score_papers
 from papers.models import ImportRun, Paper, PaperTopic, Topic
 from papers.topics import merge_topics, preview_terms, promote_to_curated
@@ -198,7 +198,7 @@ class PaperAdmin(admin.ModelAdmin):
         "published_on",
         "ingested_at",
     ]
-    search_fields = ["title", "abstract", "authors", "arxiv_id"]
+    search_fields = ["title", "abstract", "authors", "arxiv_id", "ai_keywords"]
     date_hierarchy = "ingested_at"
     readonly_fields = ["arxiv_page", "title_key", "ingested_at", "updated_at"]
     list_per_page = 50
@@ -607,22 +607,24 @@ class ImportRunAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "form": form,
             "errors": errors,
-            "feeds": settings.PAPERBOY_FEED_URLS,
+            "feeds": feeds.statuses(),
         }
         return TemplateResponse(request, "admin/papers/importrun/import.html", context)
 
     def import_feeds_view(self, request):
         if request.method != "POST" or not self._may_import(request):
             return redirect("admin:papers_importrun_changelist")
-        if not settings.PAPERBOY_FEED_URLS:
+        if not (urls := feeds.urls()):
             self.message_user(
-                request, "No feeds are configured (PAPERBOY_FEED_URLS).", messages.WARNING
+                request,
+                "No feeds are configured (PAPERBOY_FEED_URLS, PAPERBOY_ARXIV_CATEGORIES).",
+                messages.WARNING,
             )
         else:
             transaction.on_commit(tasks.import_feeds.delay)
             self.message_user(
                 request,
-                f"Importing {len(settings.PAPERBOY_FEED_URLS)} feed(s) in the background; "
+                f"Importing {len(urls)} feed(s) in the background; "
                 "each appears here when it is done.",
                 messages.SUCCESS,
             )

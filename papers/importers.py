@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import fetch
-from core.text import clean_line, normalise_key
+from core.text import ARXIV_CATEGORY, clean_line, normalise_key
 from papers.matching import embed_and_rescore, score_papers
 from papers.models import ImportRun, Paper, PaperEmbedding
 
@@ -36,6 +36,11 @@ MAX_ABSTRACT = 20_000
 MAX_AUTHORS = 500
 MAX_AUTHOR = 200
 MAX_URL = 500
+MAX_SUMMARY = 5_000
+MAX_KEYWORDS = 50
+MAX_KEYWORD = 200
+MAX_COMMENT = 2_000
+MAX_JOURNAL_REF = 500
 # Papers in one source. Real ones hold far fewer (a day of Hugging Face papers is about
 # 50, an arXiv API page at most 2,000), and every record held costs memory: a source of
 # a million tiny records within the byte cap would take gigabytes to parse.
@@ -60,16 +65,27 @@ _MONTHS = {
     )
 }
 _ATOM = "{http://www.w3.org/2005/Atom}"
+_ARXIV = "{http://arxiv.org/schemas/atom}"
 _JSON_BYTES_PER_CONTAINER = 32
 
 
 class ImportFailed(Exception):
     """The source could not be read or parsed; nothing was imported."""
 
-    def __init__(self, message: str, errors: list[str] | None = None, rejected: int = 0):
+    def __init__(
+        self,
+        message: str,
+        errors: list[str] | None = None,
+        rejected: int = 0,
+        *,
+        unreachable: bool = False,
+    ):
         super().__init__(message)
         self.errors = errors or []
         self.rejected = rejected
+        # The source could not be fetched at all (offline, down): worth trying again.
+        self.unreachable = unreachable
+        self.run: ImportRun | None = None  # the failed run, once recorded
 
 
 @dataclass
@@ -84,6 +100,16 @@ class PaperRecord:
     pdf_url: str = ""
     published_on: date | None = None
     upvotes: int | None = None
+    ai_summary: str = ""
+    ai_keywords: list[str] = field(default_factory=list)
+    hf_url: str = ""
+    code_url: str = ""
+    code_stars: int | None = None
+    project_url: str = ""
+    comments: int | None = None
+    categories: list[str] = field(default_factory=list)
+    arxiv_comment: str = ""
+    journal_ref: str = ""
 
     def problems(self) -> list[str]:
         found = []
@@ -97,12 +123,32 @@ class PaperRecord:
             found.append("the author list is too long")
         if self.arxiv_id is not None and not ARXIV_ID.fullmatch(self.arxiv_id):
             found.append(f"{self.arxiv_id!r} is not an arXiv id")
-        for name in ("abstract_url", "pdf_url"):
+        for name in ("abstract_url", "pdf_url", "hf_url", "code_url", "project_url"):
             url = getattr(self, name)
             if url and (urlsplit(url).scheme not in {"http", "https"} or len(url) > MAX_URL):
                 found.append(f"{name.replace('_', ' ')} {url[:80]!r} is not an http(s) URL")
-        if self.upvotes is not None and not 0 <= self.upvotes < 2**31:
-            found.append(f"upvotes {self.upvotes} is out of range")
+        for name in ("upvotes", "code_stars", "comments"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 2**31:
+                found.append(f"{name.replace('_', ' ')} {value} is out of range")
+        for name, limit in (
+            ("ai_summary", MAX_SUMMARY),
+            ("arxiv_comment", MAX_COMMENT),
+            ("journal_ref", MAX_JOURNAL_REF),
+        ):
+            if len(getattr(self, name)) > limit:
+                found.append(f"the {name.replace('_', ' ')} is longer than {limit} characters")
+        if len(self.ai_keywords) > MAX_KEYWORDS or any(
+            not k or len(k) > MAX_KEYWORD for k in self.ai_keywords
+        ):
+            found.append(
+                f"the keywords are too many or too long (at most {MAX_KEYWORDS} "
+                f"of {MAX_KEYWORD} characters)"
+            )
+        if len(self.categories) > MAX_KEYWORDS or not all(
+            ARXIV_CATEGORY.fullmatch(c) for c in self.categories
+        ):
+            found.append(f"{self.categories[:5]!r} are not arXiv categories")
         # The column is a smallint on PostgreSQL: SQLite would store what it refuses.
         if self.arxiv_version is not None and not 1 <= self.arxiv_version <= MAX_ARXIV_VERSION:
             found.append(f"arXiv version {self.arxiv_version} is out of range")
@@ -133,7 +179,7 @@ def read_source(source: str) -> bytes:
         try:
             data = fetch.fetch(source, limit)
         except fetch.FetchFailed as exc:
-            raise ImportFailed(str(exc)) from None
+            raise ImportFailed(str(exc), unreachable=True) from None
     else:
         path = Path(source)
         try:
@@ -377,9 +423,23 @@ def _hf_json_record(item) -> PaperRecord:
     names = [a.get("name") if isinstance(a, dict) else a for a in authors]
     if not all(isinstance(n, str) for n in names):
         raise ValueError(f"{arxiv_id}: an author has no name")
-    upvotes = paper.get("upvotes", item.get("upvotes"))
-    if upvotes is not None and (isinstance(upvotes, bool) or not isinstance(upvotes, int)):
-        raise ValueError(f"{arxiv_id}: 'upvotes' is not a whole number")
+
+    def whole(name: str, where: dict) -> int | None:
+        value = where.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{arxiv_id}: {name!r} is not a whole number")
+        return value
+
+    def text(name: str) -> str:
+        value = paper.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{arxiv_id}: {name!r} must be a string")
+        return clean_line(value or "")
+
+    keywords = paper.get("ai_keywords") or []
+    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+        raise ValueError(f"{arxiv_id}: 'ai_keywords' must be a list of strings")
+    upvotes = whole("upvotes", paper) if "upvotes" in paper else whole("upvotes", item)
     return PaperRecord(
         where=f"entry {arxiv_id}",
         title=clean_line(title),
@@ -391,6 +451,14 @@ def _hf_json_record(item) -> PaperRecord:
         pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
         published_on=_parse_datetime(paper.get("publishedAt") or item.get("publishedAt")),
         upvotes=upvotes,
+        ai_summary=text("ai_summary"),
+        # Each once, as written first: "LLMs" and "LLMs" again say nothing more.
+        ai_keywords=list(dict.fromkeys(k for k in map(clean_line, keywords) if k)),
+        hf_url=f"https://huggingface.co/papers/{arxiv_id}",
+        code_url=text("githubRepo"),
+        code_stars=whole("githubStars", paper),
+        project_url=text("projectPage"),
+        comments=whole("numComments", item),
     )
 
 
@@ -449,6 +517,9 @@ def _atom_record(entry) -> PaperRecord:
         (link.get("title") or link.get("rel")): link.get("href", "")
         for link in entry.findall(f"{_ATOM}link")
     }
+    primary = entry.find(f"{_ARXIV}primary_category")
+    categories = [primary.get("term", "")] if primary is not None else []
+    categories += [c.get("term", "") for c in entry.findall(f"{_ATOM}category")]
     return PaperRecord(
         where=f"entry {arxiv_id}",
         title=clean_line(entry.findtext(f"{_ATOM}title") or ""),
@@ -463,6 +534,9 @@ def _atom_record(entry) -> PaperRecord:
         abstract_url=links.get("alternate") or f"https://arxiv.org/abs/{arxiv_id}",
         pdf_url=links.get("pdf", ""),
         published_on=_parse_datetime(entry.findtext(f"{_ATOM}published")),
+        categories=list(dict.fromkeys(c.strip() for c in categories if c.strip())),
+        arxiv_comment=clean_line(entry.findtext(f"{_ARXIV}comment") or ""),
+        journal_ref=clean_line(entry.findtext(f"{_ARXIV}journal_ref") or ""),
     )
 
 
@@ -471,6 +545,20 @@ def _atom_record(entry) -> PaperRecord:
 _MERGED = [
     f.name for f in fields(PaperRecord) if f.name not in {"where", "arxiv_id", "arxiv_version"}
 ]
+# Fields one source alone gives, replaced by each import that gives them.
+_LATEST = {
+    "upvotes",
+    "ai_summary",
+    "ai_keywords",
+    "hf_url",
+    "code_url",
+    "code_stars",
+    "project_url",
+    "comments",
+    "categories",
+    "arxiv_comment",
+    "journal_ref",
+}
 
 
 def _find(record: PaperRecord) -> Paper | None:
@@ -487,8 +575,9 @@ def _merge(paper: Paper, record: PaperRecord) -> bool:
 
     Sources disagree (the page's date is its trending day, arXiv's is the
     submission), so a field once filled is replaced only by a newer arXiv
-    version; otherwise re-importing any mix of sources would flip-flop. Upvotes
-    are the exception: the latest count is the trending signal.
+    version; otherwise re-importing any mix of sources would flip-flop. What
+    only one source gives is the exception (upvotes, the AI summary, stars,
+    categories): the latest import says it best, and only that source says it.
     """
     newer = (record.arxiv_version or 0) > (paper.arxiv_version or 0)
     changed = False
@@ -500,7 +589,7 @@ def _merge(paper: Paper, record: PaperRecord) -> bool:
         value = getattr(record, name)
         if value in (None, "", []) or getattr(paper, name) == value:
             continue
-        if newer or name == "upvotes" or getattr(paper, name) in (None, "", []):
+        if newer or name in _LATEST or getattr(paper, name) in (None, "", []):
             setattr(paper, name, value)
             changed = True
     return changed
@@ -532,12 +621,12 @@ def store(
                 summary.created += 1
                 changed.append(paper)
                 continue
-            before = (paper.title, paper.abstract)
+            before = (paper.title, paper.abstract, paper.ai_keywords)
             if _merge(paper, record):
                 paper.save()
                 summary.updated += 1
                 changed.append(paper)
-                if (paper.title, paper.abstract) != before:
+                if (paper.title, paper.abstract, paper.ai_keywords) != before:
                     retexted.append(paper.pk)
             else:
                 summary.unchanged += 1
@@ -594,7 +683,7 @@ def import_source(
             on_parsed(records)
         summary = store(records, source=detected, progress=progress, embed_later=embed_later)
     except ImportFailed as exc:
-        ImportRun.objects.create(
+        exc.run = ImportRun.objects.create(
             source=source[:1000],
             format=fmt,
             status=ImportRun.Status.FAILED,
@@ -614,24 +703,3 @@ def import_source(
         started_at=started,
     )
     return summary
-
-
-def import_feeds() -> dict[str, str]:
-    """Import every URL in PAPERBOY_FEED_URLS; one broken feed does not stop the others."""
-    results = {}
-    for url in settings.PAPERBOY_FEED_URLS:
-        try:
-            results[url] = str(import_source(url))
-        except ImportFailed as exc:
-            results[url] = f"failed: {exc}"
-        except Exception as exc:  # a bug or a busy database: record it, go on with the next
-            log.exception("importing %s", url)
-            ImportRun.objects.create(
-                source=url[:1000],
-                format="auto",
-                status=ImportRun.Status.FAILED,
-                error=f"{type(exc).__name__}: {exc}"[:10_000],
-                started_at=timezone.now(),
-            )
-            results[url] = f"failed: {type(exc).__name__}: {exc}"
-    return results

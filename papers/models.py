@@ -8,6 +8,9 @@ from django.utils.text import slugify
 
 from core.text import clean_line, normalise_key
 
+# Authors named before "et al." in a digest and on the trending page.
+MAX_AUTHORS_SHOWN = 3
+
 
 class PaperQuerySet(models.QuerySet):
     def visible(self):
@@ -15,6 +18,9 @@ class PaperQuerySet(models.QuerySet):
 
     def trending(self):
         return self.visible().order_by("-ingested_at", "-upvotes", "-pk")
+
+    def with_code(self):
+        return self.exclude(code_url="")
 
 
 class Paper(models.Model):
@@ -45,6 +51,30 @@ class Paper(models.Model):
     pdf_url = models.URLField("PDF URL", max_length=500, blank=True)
     published_on = models.DateField(null=True, blank=True)
     upvotes = models.PositiveIntegerField(default=0, help_text="The trending signal.")
+    # What Hugging Face's daily papers say about a paper. Each import replaces them, as it
+    # does upvotes: the stars and the comments grow, the summary is regenerated.
+    ai_summary = models.TextField("AI summary", blank=True, help_text="Hugging Face's one line.")
+    ai_keywords = models.JSONField(
+        "AI keywords",
+        default=list,
+        blank=True,
+        help_text="Hugging Face's keywords; they count as much as the title in matching.",
+    )
+    hf_url = models.URLField("Hugging Face page", max_length=500, blank=True)
+    code_url = models.URLField("code", max_length=500, blank=True)
+    code_stars = models.PositiveIntegerField("stars", null=True, blank=True)
+    project_url = models.URLField("project page", max_length=500, blank=True)
+    comments = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Comments on the Hugging Face page."
+    )
+    # What arXiv says.
+    categories = models.JSONField(
+        default=list, blank=True, help_text="arXiv categories, the primary one first."
+    )
+    arxiv_comment = models.TextField(
+        "arXiv comment", blank=True, help_text="The authors' note: pages, figures, venue."
+    )
+    journal_ref = models.CharField("journal reference", max_length=500, blank=True)
     source = models.CharField(max_length=16, choices=Source, default=Source.MANUAL)
     ingested_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -92,6 +122,19 @@ class Paper(models.Model):
         if self.arxiv_id == "":
             self.arxiv_id = None
         super().save(*args, **kwargs)
+
+    @property
+    def pdf_link(self) -> str:
+        if self.pdf_url:
+            return self.pdf_url
+        return f"https://arxiv.org/pdf/{self.arxiv_id}" if self.arxiv_id else ""
+
+    @property
+    def short_authors(self) -> str:
+        """ "Ada Lovelace, Alan Turing, Grace Hopper et al.": three names at most."""
+        if len(self.authors) <= MAX_AUTHORS_SHOWN:
+            return ", ".join(self.authors)
+        return ", ".join(self.authors[:MAX_AUTHORS_SHOWN]) + " et al."
 
     @property
     def url(self) -> str:

@@ -2,15 +2,28 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from papers import importers, matching, semantic
+from papers import feeds, matching, semantic
 from papers.models import Paper, Topic
 
 
 @shared_task(name="papers.import_feeds")
 def import_feeds() -> dict[str, str]:
-    # No retry: a feed that is down now is fetched again at the next beat tick,
-    # and each run is recorded as an ImportRun for curators to see.
-    return importers.import_feeds()
+    """Import every configured feed (papers.feeds); each one that could not be fetched
+    is tried again on its own, later."""
+    return {url: _import_feed(url, 0) for url in feeds.urls()}
+
+
+@shared_task(name="papers.import_feed")
+def import_feed(url: str, attempt: int) -> str:
+    """Another try at a feed that could not be fetched."""
+    return _import_feed(url, attempt)
+
+
+def _import_feed(url: str, attempt: int) -> str:
+    result, retry_in = feeds.import_feed(url, attempt)
+    if retry_in is not None:
+        import_feed.apply_async((url, attempt + 1), countdown=retry_in)
+    return result
 
 
 @shared_task(name="papers.rescore_topic")

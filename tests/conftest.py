@@ -22,6 +22,14 @@ def samples() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _no_feeds_from_the_internet(settings):
+    """The default feeds are Hugging Face's: no test reaches them (a test that imports
+    feeds names its own loopback ones; workers get the same from celery_env)."""
+    settings.PAPERBOY_FEED_URLS = []
+    settings.PAPERBOY_ARXIV_CATEGORIES = []
+
+
+@pytest.fixture(autouse=True)
 def _no_slow_down_remembered(monkeypatch):
     """Each test starts as a fresh worker process: no 421 or 429 met before it limits
     its messages in flight (digest.pacing)."""

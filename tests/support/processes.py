@@ -241,6 +241,8 @@ def celery_env(
         "PAPERBOY_QUEUE": queue or f"test{uuid.uuid4().hex}",
         # As in the test process (tests/conftest.py): these tests are about delivery.
         "PAPERBOY_MATCHING": "lexical",
+        # Nor do they fetch the default feeds (Hugging Face's) when the worker starts.
+        "PAPERBOY_FEED_URLS": "",
     }
     if redis_url is not None:
         env["REDIS_URL"] = redis_url

@@ -102,3 +102,10 @@ def test_production_mode_is_on_and_the_secret_is_required(compose):
     environment = compose["services"]["web"]["environment"]
     assert environment["DEBUG"] == "false"
     assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?")
+
+
+def test_the_stack_imports_the_default_feeds_unless_told_otherwise(compose):
+    environment = compose["services"]["beat"]["environment"]
+    # Null: passed through only when set where compose runs, so the default feeds apply.
+    assert environment["PAPERBOY_FEED_URLS"] is None
+    assert default_of(environment["PAPERBOY_ARXIV_CATEGORIES"]) == ""
