@@ -4,6 +4,9 @@ from dataclasses import dataclass, field
 
 from papers.models import Paper, Topic
 
+# DigestItem.reason's max_length.
+REASON_LENGTH = 500
+
 
 @dataclass
 class Pick:
@@ -20,26 +23,39 @@ class Pick:
 
     @property
     def reason(self) -> str:
-        """Why it was picked, honest about how: "Continual learning: matched 'replay
-        buffer'", "close in meaning to 'robots learning from demonstrations'",
-        "like 'Data Quality in Imitation Learning', which you liked"."""
-        parts = []
+        """Why it was picked, as a sentence that follows "Why:", honest about how:
+        "Continual learning: mentions replay buffer, experience replay.", "Close in
+        meaning to 'robots learning from demonstrations'.", "Robotics: picked by a
+        curator.", "Like 'Data Quality in Imitation Learning', which you liked."
+
+        Topic names stay as written (a capital is never forced on "iPhone"); our own
+        words start upper-case only when they start the sentence; "; " separates
+        topics; a full stop ends it.
+        """
+        parts: list[tuple[str, str]] = []  # (the topic named, or "", and how)
         for index, topic in enumerate(self.topics[:3]):
             terms, closest = self.evidence[index] if index < len(self.evidence) else ([], "")
             if terms:
-                how = "matched " + ", ".join(f"'{term}'" for term in terms[:3])
+                how = "mentions " + ", ".join(terms[:3])
             elif closest:
                 how = f"close in meaning to '{closest}'"
             else:
-                how = ""  # pinned by a curator
+                # Neither its words nor its meaning put it there: only a pin does.
+                how = "picked by a curator"
             # A reader's own interest is its phrase: naming it again says nothing.
             phrase = topic.kind == Topic.Kind.INTEREST and (
                 terms == [topic.name] or (not terms and closest == topic.name)
             )
-            if phrase:
-                parts.append(how)
-            else:
-                parts.append(f"{topic.name}: {how}" if how else topic.name)
+            parts.append(("" if phrase else topic.name, how))
         if self.liked:
-            parts.append(f"like '{self.liked}', which you liked")
-        return "; ".join(parts)[:500]
+            parts.append(("", f"like '{self.liked}', which you liked"))
+        if not parts:
+            return ""
+        sentence = "; ".join(f"{name}: {how}" if name else how for name, how in parts)
+        starts_with_a_topic = bool(parts[0][0])
+        if not starts_with_a_topic:
+            sentence = sentence[0].upper() + sentence[1:]
+        # The ledger keeps REASON_LENGTH characters.
+        if len(sentence) < REASON_LENGTH:
+            return sentence + "."
+        return sentence[: REASON_LENGTH - 1] + "…"

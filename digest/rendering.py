@@ -7,6 +7,7 @@ process; what differs between readers is filled into slots per message.
 import datetime as dt
 import re
 import secrets
+from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import css_inline
@@ -22,6 +23,11 @@ from digest import links as digest_links
 from digest.picks import Pick
 from mailing.message import Outgoing, outgoing, site_domain
 from subscriptions import links
+
+# How much of a paper's text a digest shows; the rest is a link away. They keep a
+# digest of 20 papers under Gmail's 102 kB clipping (tests/digest/test_rendering.py).
+SNIPPET_WORDS = 60
+SUMMARY_WORDS = 60
 
 
 @cache
@@ -52,28 +58,83 @@ def _css() -> str:
     return render_to_string("emails/digest.css")
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a digest shows of a paper, and so the cache key of its block: hashable
+    values only, never the Paper (whose equality is its primary key)."""
+
+    title: str
+    url: str
+    authors: str
+    summary: str
+    abstract: str  # only when there is no summary: the snippet is made from it
+    upvotes: int
+    featured: bool
+    pdf_url: str = ""
+    code_url: str = ""
+    code_stars: int | None = None
+    project_url: str = ""
+
+    @classmethod
+    def of(cls, paper) -> "Shown":
+        summary = " ".join(paper.ai_summary.split())
+        return cls(
+            title=paper.title,
+            url=paper.url,
+            authors=paper.short_authors,
+            summary=summary,
+            abstract="" if summary else paper.abstract,
+            upvotes=paper.upvotes,
+            featured=paper.featured,
+            pdf_url=paper.pdf_link,
+            code_url=paper.code_url,
+            code_stars=paper.code_stars,
+            project_url=paper.project_url,
+        )
+
+
+def _stars(count: int | None) -> str:
+    """A repository's stars in words, "1,234 stars"; "" when the source gave none."""
+    if count is None:
+        return ""
+    return f"{count:,} star{'' if count == 1 else 's'}"
+
+
+def _paper_context(shown: Shown) -> dict:
+    """What the paper templates show of a paper: the abstract's first words, or the AI
+    summary and a link to the abstract; then the PDF, the code and the project page,
+    those the sources gave."""
+    sources = [
+        {"label": label, "href": href, "note": note}
+        for label, href, note in [
+            ("PDF", shown.pdf_url, ""),
+            ("Code", shown.code_url, _stars(shown.code_stars)),
+            ("Project page", shown.project_url, ""),
+        ]
+        if href
+    ]
+    abstract = [{"label": "Abstract", "href": shown.url, "note": ""}] if shown.summary else []
+    return {
+        "title": shown.title,
+        "url": shown.url,
+        "authors": Truncator(shown.authors).chars(160),
+        "summary": Truncator(shown.summary).words(SUMMARY_WORDS),
+        "snippet": Truncator(shown.abstract).words(SNIPPET_WORDS),
+        "upvotes": shown.upvotes,
+        "featured": shown.featured,
+        "links": abstract + sources,
+        # In the text part, the address under the title is the abstract's.
+        "text_links": sources,
+    }
+
+
 @lru_cache(maxsize=4096)
-def _paper_parts(
-    title: str,
-    url: str,
-    authors: tuple[str, ...],
-    abstract: str,
-    upvotes: int,
-    featured: bool,
-    web: bool = False,
-) -> tuple[str, str]:
+def _paper_parts(shown: Shown, web: bool = False) -> tuple[str, str]:
     """One paper's block, HTML (styles inlined) and text, with the reader's slots;
     ``web``: without the votes, for the page anyone with its address may see."""
     context = {
         "web": web,
-        "paper": {
-            "title": title,
-            "url": url,
-            "authors": Truncator(", ".join(authors)).chars(160),
-            "snippet": Truncator(abstract).words(60),
-            "upvotes": upvotes,
-            "featured": featured,
-        },
+        "paper": _paper_context(shown),
         "reason": _slot("reason"),
         "up_url": _slot("up"),
         "down_url": _slot("down"),
@@ -126,15 +187,7 @@ def render_digest(
     html_blocks, text_blocks = [], []
     for position, (pick, reason) in enumerate(zip(picks, reasons, strict=True), 1):
         paper = pick.paper
-        html, text = _paper_parts(
-            paper.title,
-            paper.url,
-            tuple(paper.authors),
-            paper.abstract,
-            paper.upvotes,
-            paper.featured,
-            web,
-        )
+        html, text = _paper_parts(Shown.of(paper), web)
         up = digest_links.feedback_url(subscriber, paper, 1)
         down = digest_links.feedback_url(subscriber, paper, -1)
         values = {"up": up, "down": down, "reason": reason, "position": str(position)}

@@ -56,7 +56,7 @@ class TestComposition:
 
         assert [p.paper for p in picks] == [high, trending, featured]
         assert low not in [p.paper for p in picks]
-        assert picks[0].reason == "Replay methods: matched 'replay buffer'"
+        assert picks[0].reason == "Replay methods: mentions replay buffer."
 
     def test_hidden_excluded_and_unmatched_papers_stay_out_pinned_ones_go_in(self, reader):
         subscriber, topic = reader
@@ -219,7 +219,7 @@ class TestSending:
         out = capsys.readouterr().out
         assert "ada@example.org: 1 paper(s)" in out
         assert "Replay buffers, revisited" in out
-        assert "why: Replay methods: matched 'replay buffer'" in out
+        assert "why: Replay methods: mentions replay buffer." in out
         assert mail.outbox == [] and Digest.objects.count() == 0
 
     def test_the_send_command_sends_in_process(self, reader, capsys):
@@ -273,7 +273,7 @@ class TestOverSMTP:
         html = message.get_body(("html",)).get_content()
         assert "Offline <Experience> Replay" in text
         assert "Offline &lt;Experience&gt; Replay" in html and "<Experience>" not in html
-        assert "Why: Replay methods: matched 'replay buffer'" in text
+        assert "Why: Replay methods: mentions replay buffer." in text
         assert 'style="' in html, "CSS is inlined for mail clients"
 
         links = set(re.findall(r'href="([^"]+)"', html))

@@ -6,6 +6,7 @@ import email
 import email.policy
 import re
 from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import signing
@@ -18,6 +19,7 @@ from digest import links as digest_links
 from digest import rendering
 from digest.compose import compose
 from digest.models import Digest
+from digest.picks import Pick
 from mailing import mime
 from papers.models import Paper
 from subscriptions import links
@@ -96,6 +98,8 @@ def test_cached_parts_render_what_the_whole_template_would(digest):
                 "snippet": " ".join(pick.paper.abstract.split()[:60]) + "…",
                 "upvotes": pick.paper.upvotes,
                 "featured": pick.paper.featured,
+                "links": [{"label": "PDF", "href": pick.paper.pdf_link, "note": ""}],
+                "text_links": [{"label": "PDF", "href": pick.paper.pdf_link, "note": ""}],
             },
             "reason": pick.reason,
             "up_url": digest_links.feedback_url(subscriber, pick.paper, 1),
@@ -288,3 +292,234 @@ def test_over_smtp_the_digest_goes_as_the_fast_bytes(digest, smtp_mailer):
     assert received.mail_from == "digest@papers.example"
     assert "Replay buffers at scale" in received.parsed.get_body(("html",)).get_content()
     assert timezone.is_aware(digest.sent_at)
+
+
+class _Anchors(HTMLParser):
+    """Each link's address and the text a reader sees in it, in order."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.links: list[tuple[str, str]] = []
+        self._open: list[str] | None = None
+        self._href = ""
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href, self._open = dict(attrs).get("href", ""), []
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._open is not None:
+            self.links.append((self._href, " ".join("".join(self._open).split())))
+            self._open = None
+
+
+def anchors(html: str) -> list[tuple[str, str]]:
+    parser = _Anchors()
+    parser.feed(html)
+    return parser.links
+
+
+def visible_text(html: str) -> str:
+    """The words a reader sees, whitespace collapsed (the <head> left out)."""
+    body = html.rsplit("</head>", 1)[-1]
+    return " ".join(token[1] for token in normalised(body) if token[0] == "text")
+
+
+def paper_blocks(text: str, html: str) -> list[tuple[str, str]]:
+    """Per paper, in order: its text block, and the words its HTML block shows."""
+    texts = re.split(r"\n(?=\d+\. )", text.split("\n--\n")[0])[1:]
+    htmls = html.split('<div class="paper"')[1:]
+    assert len(texts) == len(htmls)
+    return [(t, visible_text('<div class="paper"' + h)) for t, h in zip(texts, htmls, strict=True)]
+
+
+def received(digest, picks, *, web: bool = False) -> tuple[str, str]:
+    """(text, HTML) of the digest as a mail client reads them from the raw bytes."""
+    _, data = rendering.digest_bytes(digest, rendering.render_digest(digest, picks, web=web))
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    return text, parsed.get_body(("html",)).get_content()
+
+
+def shown_paper(**fields) -> Paper:
+    defaults = {
+        "title": "Sparse replay at scale",
+        "arxiv_id": "2411.01234",
+        "abstract": "ABSTRACT-START " + "We replay sparse buffers. " * 40 + "ABSTRACT-END",
+        "authors": ["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"],
+        "upvotes": 0,
+        "ai_summary": "Sparse replay buffers keep continual learners from forgetting.",
+        "code_url": "https://github.com/example/sparse-replay",
+        "code_stars": 1234,
+        "project_url": "https://sparse-replay.example.org/",
+    }
+    return PaperFactory(**defaults | fields)
+
+
+class TestWhatAReaderSees:
+    """Parsed from the raw message bytes, as a mail client shows them."""
+
+    @pytest.fixture
+    def topic(self):
+        return TopicFactory(name="Replay methods", terms="replay buffer")
+
+    def pick(self, paper, topic, terms=("replay buffer", "experience replay")) -> Pick:
+        return Pick(paper=paper, relevance=2.0, topics=[topic], evidence=[(list(terms), "")])
+
+    def test_the_ai_summary_the_sources_links_and_short_authors(self, digest, topic):
+        paper = shown_paper()
+
+        text, html = received(digest, [self.pick(paper, topic)])
+
+        seen = visible_text(html)
+        assert "AI summary: Sparse replay buffers keep continual learners from forgetting." in seen
+        assert "ABSTRACT-START" not in html and "ABSTRACT-END" not in html
+        assert "Ada Lovelace, Alan Turing, Grace Hopper et al." in seen
+        assert "Edsger Dijkstra" not in html
+        links = anchors(html)
+        for link in [
+            ("https://arxiv.org/abs/2411.01234", "Abstract"),
+            ("https://arxiv.org/pdf/2411.01234", "PDF"),
+            ("https://github.com/example/sparse-replay", "Code"),
+            ("https://sparse-replay.example.org/", "Project page"),
+        ]:
+            assert link in links
+        assert "Code (1,234 stars) · Project page" in seen
+        assert "Why: Replay methods: mentions replay buffer, experience replay." in seen
+
+        assert "AI summary: Sparse replay buffers keep continual learners from forgetting." in text
+        assert "ABSTRACT-START" not in text
+        assert "Ada Lovelace, Alan Turing, Grace Hopper et al.\n" in text
+        assert "Edsger Dijkstra" not in text
+        assert "   PDF: https://arxiv.org/pdf/2411.01234\n" in text
+        assert "   Code (1,234 stars): https://github.com/example/sparse-replay\n" in text
+        assert "   Project page: https://sparse-replay.example.org/\n" in text
+        assert "Why: Replay methods: mentions replay buffer, experience replay.\n" in text
+        assert "★" not in text
+
+    def test_no_upvotes_show_nothing_and_missing_links_are_left_out(self, digest, topic):
+        bare = shown_paper(ai_summary="", code_url="", code_stars=None, project_url="")
+        voted = shown_paper(arxiv_id="2411.05678", upvotes=12, authors=["Ada Lovelace"])
+
+        text, html = received(digest, [self.pick(bare, topic), self.pick(voted, topic)])
+
+        (bare_text, bare_seen), (voted_text, voted_seen) = paper_blocks(text, html)
+        assert "▲" not in bare_text and "▲" not in bare_seen
+        assert "▲ 0" not in html and "▲ 0" not in text
+        assert "▲ 12 upvotes" in voted_seen and "▲ 12 upvotes · Why:" in voted_text
+        # Without a summary: the abstract's first words, as before, and no "Abstract"
+        # link (the title is one).
+        assert "We replay sparse buffers." in bare_seen and "We replay sparse buffers." in bare_text
+        assert "AI summary" not in bare_seen and "AI summary" not in bare_text
+        assert "ABSTRACT-END" not in html
+        bare_links = [link for link in anchors(html) if "2411.01234" in link[0]]
+        assert [label for _, label in bare_links] == ["Sparse replay at scale", "PDF"]
+        assert "Code" not in bare_seen and "Project page" not in bare_seen
+        assert "Code" not in bare_text and "Project page" not in bare_text
+        assert "Why: Replay methods: mentions replay buffer, experience replay." in bare_seen
+
+    def test_a_code_link_without_a_star_count_shows_no_count(self, digest, topic):
+        one = shown_paper(code_stars=1)
+        unknown = shown_paper(arxiv_id="2411.05678", code_stars=None)
+
+        text, html = received(digest, [self.pick(one, topic), self.pick(unknown, topic)])
+
+        assert "Code (1 star)" in visible_text(html)
+        assert "   Code (1 star): https://github.com/example/sparse-replay\n" in text
+        assert "   Code: https://github.com/example/sparse-replay\n" in text
+        assert visible_text(html).count("Code") == 2
+
+    def test_the_view_in_browser_page_shows_the_same_without_the_votes(self, digest, client):
+        paper = Paper.objects.get(title="Replay buffers at scale")
+        Paper.objects.filter(pk=paper.pk).update(
+            ai_summary="Replay at scale, summed up.",
+            code_url="https://github.com/example/replay",
+            code_stars=18,
+            project_url="https://replay.example.org/",
+            authors=["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"],
+            upvotes=0,
+        )
+        from digest import sending
+
+        assert sending.send_batch([digest.pk], now=NOW).sent == [digest.pk]
+
+        response = client.get(urlsplit(digest_links.view_url(digest)).path)
+
+        html = response.content.decode()
+        seen = visible_text(html)
+        assert "AI summary: Replay at scale, summed up." in seen
+        assert "Ada Lovelace, Alan Turing, Grace Hopper et al." in seen
+        assert "Code (18 stars)" in seen
+        assert ("https://github.com/example/replay", "Code") in anchors(html)
+        assert ("https://replay.example.org/", "Project page") in anchors(html)
+        assert (paper.url, "Abstract") in anchors(html)
+        assert "Why: Replay " in seen and "mentions replay buffer" in seen
+        assert "▲ 0" not in seen
+        assert "More like this" not in seen and "/feedback/" not in html
+
+    def test_new_stars_and_a_new_summary_show_in_the_next_rendering(self, digest, topic):
+        paper = shown_paper()
+        _, before = received(digest, [self.pick(paper, topic)])
+
+        # A queryset update, as an import does: the cached block is keyed on what it shows.
+        Paper.objects.filter(pk=paper.pk).update(code_stars=2000, ai_summary="A new summary.")
+        paper.refresh_from_db()
+        _, after = received(digest, [self.pick(paper, topic)])
+
+        assert "Code (1,234 stars)" in visible_text(before)
+        assert "Code (2,000 stars)" in visible_text(after)
+        assert "AI summary: A new summary." in visible_text(after)
+
+
+# Gmail clips a message whose HTML is over 102 kB behind "[Message clipped] View
+# entire message", and with it the unsubscribe link at the bottom.
+GMAIL_CLIPS_AT = 102 * 1000
+
+
+def test_a_digest_of_twenty_large_papers_is_not_clipped_by_gmail(digest):
+    topics = [
+        TopicFactory(name=f"Continual and lifelong learning for embodied agents {n}")
+        for n in range(3)
+    ]
+    terms = [
+        "experience replay with prioritised sampling",
+        "catastrophic forgetting in large language models",
+        "parameter-efficient fine-tuning adapters",
+    ]
+    picks = []
+    for n in range(20):
+        paper = PaperFactory(
+            title=(
+                f"Scaling Sparse Mixture-of-Experts Replay Buffers for Continual Multimodal "
+                f"Reinforcement Learning in Open-Ended Embodied Environments, part {n}"
+            )[:300],
+            authors=[f"Firstname{k} Van Der Lastname-Hyphenated{k}" for k in range(24)],
+            abstract=" ".join(["Replay buffers mitigate catastrophic forgetting."] * 40),
+            ai_summary=" ".join(["Sparse replay keeps continual learners from forgetting."] * 8),
+            code_url=f"https://github.com/some-long-organisation-name/sparse-moe-replay-{n}",
+            code_stars=123456,
+            project_url=f"https://some-long-organisation-name.github.io/sparse-moe-replay-{n}/",
+            upvotes=1234,
+            featured=n == 0,
+        )
+        assert len(paper.abstract) > 1900 and len(paper.ai_summary) > 400
+        picks.append(
+            Pick(
+                paper=paper,
+                relevance=2.0,
+                topics=topics,
+                evidence=[(terms, "")] * 3,
+                liked=f"An equally long title of a paper the reader liked, number {n}" * 3,
+            )
+        )
+    assert len(picks[0].reason) > 400
+
+    _, data = rendering.digest_bytes(digest, rendering.render_digest(digest, picks))
+
+    html = email.message_from_bytes(data, policy=email.policy.default).get_body(("html",))
+    assert html.get_content().count('class="paper"') == 20
+    assert len(html.get_content().encode()) < GMAIL_CLIPS_AT

@@ -172,8 +172,8 @@ def test_papers_close_in_meaning_match_and_exact_phrases_rank_first(fixed_model)
     reader.topics.set([topic])
     picks = compose_many([reader], timezone.now() + dt.timedelta(minutes=1))[reader.pk]
     assert [pick.paper for pick in picks] == [exact, close]
-    assert picks[0].reason == "matched 'long video synthesis'"
-    assert picks[1].reason == "close in meaning to 'long video synthesis'"
+    assert picks[0].reason == "Mentions long video synthesis."
+    assert picks[1].reason == "Close in meaning to 'long video synthesis'."
 
 
 @pytest.mark.django_db
@@ -235,8 +235,8 @@ def test_a_reader_model_trained_on_votes_brings_in_a_paper_like_one_they_liked(f
 
     picks = compose_many([reader], timezone.now() + dt.timedelta(minutes=1))[reader.pk]
     assert [pick.paper for pick in picks] == [newcomer]
-    assert picks[0].reason.startswith("like 'Liked paper ")
-    assert picks[0].reason.endswith("', which you liked")
+    assert picks[0].reason.startswith("Like 'Liked paper ")
+    assert picks[0].reason.endswith("', which you liked.")
 
 
 @pytest.mark.django_db

@@ -18,6 +18,22 @@ class PaperFactory(factory.django.DjangoModelFactory):
     arxiv_version = 1
     source = Paper.Source.MANUAL
 
+    class Params:
+        # What Hugging Face's daily papers say about a paper, besides its title:
+        # ``PaperFactory(from_hugging_face=True)``.
+        from_hugging_face = factory.Trait(
+            source=Paper.Source.HF_JSON,
+            authors=["Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"],
+            upvotes=42,
+            ai_summary="Sparse things stay sparse when trained with a sparse replay buffer.",
+            ai_keywords=["sparse things", "replay buffer"],
+            hf_url=factory.LazyAttribute(lambda p: f"https://huggingface.co/papers/{p.arxiv_id}"),
+            code_url="https://github.com/example/sparse-things",
+            code_stars=1234,
+            project_url="https://sparse-things.example.org/",
+            comments=3,
+        )
+
 
 class TopicFactory(factory.django.DjangoModelFactory):
     class Meta:
