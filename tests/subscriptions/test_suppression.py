@@ -192,7 +192,7 @@ def test_deferrals_count_per_message_not_per_retry(
 def test_a_feed_that_breaks_the_importer_is_recorded_and_the_others_still_run(
     settings, feed_server, samples, monkeypatch
 ):
-    from papers import importers
+    from papers import importers, tasks
     from papers.models import ImportRun, Paper
 
     folder, base = feed_server
@@ -207,7 +207,7 @@ def test_a_feed_that_breaks_the_importer_is_recorded_and_the_others_still_run(
 
     monkeypatch.setattr(importers, "import_source", flaky)
 
-    results = importers.import_feeds()
+    results = tasks.import_feeds()
 
     assert results[f"{base}/boom.json"] == "failed: RuntimeError: database is locked"
     assert Paper.objects.count() == 3
