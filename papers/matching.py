@@ -8,18 +8,27 @@ bulk upserts, so it runs the same on SQLite and PostgreSQL.
 
 How a paper scores against a topic
 ----------------------------------
-A topic is its terms, one phrase per line. Title and abstract are cut into tokens at
-every character that is not a letter or digit ("in-context" is "in", "context"), and
-each token is stemmed with the Snowball English stemmer, so "replay buffers" matches
-the term "replay buffer" (a few words Snowball would fold into others keep their
-own stem: "agentic", "continual", "alignment", "adapter"). A term of several words
-is a phrase: it matches only where its stemmed tokens stand next to each other, in
-that order. A phrase found inside a longer matched phrase of the same topic counts
-once, for the longer one: "offline reinforcement learning" is not also a hit for
-"reinforcement learning".
+A topic is its terms, one phrase per line. Title, abstract and keywords are cut into
+tokens at every character that is not a letter or digit ("in-context" is "in",
+"context"), and each token is stemmed with the Snowball English stemmer, so "replay
+buffers" matches the term "replay buffer" (a few words Snowball would fold into others
+keep their own stem: "agentic", "continual", "alignment", "adapter"). A term of
+several words is a phrase: it matches only where its stemmed tokens stand next to each
+other, in that order. A phrase found inside a longer matched phrase of the same topic
+counts once, for the longer one: "offline reinforcement learning" is not also a hit
+for "reinforcement learning".
+
+A paper's keywords (Hugging Face's ``ai_keywords``: "continual learning",
+"catastrophic forgetting", ...) name what it is about as a title does, so a term found
+in them is a title hit, with two limits. A phrase matches within one keyword, never
+across two: ["continual learning", "large language models"] does not say "learning
+large". And the keywords add one title hit to a term whose title does not name it
+already, however many of them name it: they mostly restate the title, which must not
+count twice, and five keywords that say "learning" are not five titles that do.
 
 For each term that matches, BM25-style::
 
+    title_hits = hits in the title, or 1 if only the keywords name the term
     x    = TITLE_WEIGHT * title_hits + abstract_hits * norm
     norm = 1 / (1 - B + B * max(abstract_tokens, MIN_ABSTRACT_TOKENS) / AVG_ABSTRACT_TOKENS)
     term = TERM_WEIGHT * x * (K1 + 1) / (x + K1)
@@ -37,9 +46,9 @@ would drift with every import, a re-import would not leave them unchanged, and
 stands in for it.
 
 TERM_WEIGHT puts the threshold (``PAPERBOY_MATCH_THRESHOLD``, 1.0) where a reader
-would, for an abstract of average length: one term in the title matches (1.18); a
-term the abstract names once does not (0.75; at most 0.92 in the shortest abstract),
-twice does (1.03), as do two different terms once each (1.5).
+would, for an abstract of average length: one term in the title (or the keywords)
+matches (1.18); a term the abstract names once does not (0.75; at most 0.92 in the
+shortest abstract), twice does (1.03), as do two different terms once each (1.5).
 
 Acronyms
 --------
@@ -73,6 +82,11 @@ from django.utils import timezone
 from core.text import clean_line
 from papers import embeddings, semantic
 from papers.models import Paper, PaperTopic, Topic, TopicEmbedding
+
+# What scoring and embedding read of a paper. A queryset of papers to score or embed
+# loads these (``.only(*PAPER_FIELDS)``): each one it left out would cost a query per
+# paper, read back one at a time.
+PAPER_FIELDS = ("pk", "title", "abstract", "ai_keywords")
 
 # Creating a topic or changing its terms rescores papers ingested within this window;
 # older papers no longer go into digests, so their scores are left as they were.
@@ -166,8 +180,9 @@ def _compile_term(term: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
-# Where a term starts in the title and in the abstract.
-_Hits = tuple[tuple[int, ...], tuple[int, ...]]
+# Where a term starts in the title, in the abstract and in the keywords.
+_Hits = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+_TITLE, _ABSTRACT, _KEYWORDS = range(3)
 _PAIR = "\1"  # joins two adjacent keys; no key contains it
 
 
@@ -179,14 +194,29 @@ def _entry(term: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Field:
-    """A title or abstract: the keys at each token position and where each key is."""
+    """A title, abstract or keyword list: the keys at each token position and where
+    each key is."""
 
     keys: tuple[tuple[str, ...], ...]
     where: dict[str, list[int]]  # by _entry(): each key, and each pair of adjacent keys
 
     @classmethod
     def of(cls, text: str) -> _Field:
-        keys = tuple(_token_keys(token) for token in _tokens(text))
+        return cls._of(tuple(_token_keys(token) for token in _tokens(text)))
+
+    @classmethod
+    def of_phrases(cls, phrases: Iterable[str]) -> _Field:
+        """Phrases (a paper's keywords) one after another, with a position that has no
+        key between each and the next, so that no phrase matches across two."""
+        keys: list[tuple[str, ...]] = []
+        for phrase in phrases:
+            if keys:
+                keys.append(())
+            keys.extend(_token_keys(token) for token in _tokens(phrase))
+        return cls._of(tuple(keys))
+
+    @classmethod
+    def _of(cls, keys: tuple[tuple[str, ...], ...]) -> _Field:
         where: dict[str, list[int]] = defaultdict(list)
         for position, token_keys in enumerate(keys):
             for key in token_keys:
@@ -215,26 +245,37 @@ class _Field:
 
 @dataclass(frozen=True, slots=True)
 class _Document:
-    """A paper's title and abstract, tokenised once and scored against many topics."""
+    """A paper's title, abstract and keywords, tokenised once and scored against many
+    topics."""
 
     title: _Field
     abstract: _Field
+    keywords: _Field
     norm: float
 
     @classmethod
-    def of(cls, title: str, abstract: str) -> _Document:
+    def of(cls, title: str, abstract: str, keywords: Iterable[str]) -> _Document:
         abstract_field = _Field.of(abstract or "")
         length = max(len(abstract_field.keys), MIN_ABSTRACT_TOKENS)
         norm = 1.0 / (1.0 - B + B * length / AVG_ABSTRACT_TOKENS)
-        return cls(_Field.of(title or ""), abstract_field, norm)
+        return cls(_Field.of(title or ""), abstract_field, _Field.of_phrases(keywords), norm)
+
+    @classmethod
+    def of_paper(cls, paper: Paper) -> _Document:
+        """The paper's PAPER_FIELDS, tokenised."""
+        return cls.of(paper.title, paper.abstract, paper.ai_keywords or ())
 
     @property
     def entries(self) -> set[str]:
-        return self.title.where.keys() | self.abstract.where.keys()
+        return self.title.where.keys() | self.abstract.where.keys() | self.keywords.where.keys()
 
     def hits(self, term: tuple[str, ...], entry: str) -> _Hits | None:
-        title, abstract = self.title.starts(term, entry), self.abstract.starts(term, entry)
-        return (title, abstract) if title or abstract else None
+        found = (
+            self.title.starts(term, entry),
+            self.abstract.starts(term, entry),
+            self.keywords.starts(term, entry),
+        )
+        return found if any(found) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,13 +332,21 @@ def _combine(topic: _Topic, document: _Document, hits: dict[int, _Hits]) -> tupl
     if len(hits) == 1:
         # Most interests are a single phrase: no other term can cover it, and a sum of
         # one value is that value, so this is the general path's result, only faster.
-        [(index, (title_starts, abstract_starts))] = hits.items()
-        x = TITLE_WEIGHT * len(title_starts) + len(abstract_starts) * document.norm
+        [(index, (title_starts, abstract_starts, keyword_starts))] = hits.items()
+        titles = len(title_starts) or (1 if keyword_starts else 0)
+        x = TITLE_WEIGHT * titles + len(abstract_starts) * document.norm
         return round(TERM_WEIGHT * x * (K1 + 1) / (x + K1), 4), [topic.labels[index]]
-    title, abstract = _counts(topic, hits, 0), _counts(topic, hits, 1)
+    title, abstract = _counts(topic, hits, _TITLE), _counts(topic, hits, _ABSTRACT)
+    keywords = _counts(topic, hits, _KEYWORDS)
     contributions = []
-    for index in sorted(title.keys() | abstract.keys()):
-        x = TITLE_WEIGHT * title.get(index, 0) + abstract.get(index, 0) * document.norm
+    for index in sorted(title.keys() | abstract.keys() | keywords.keys()):
+        # The keywords stand in for a title that does not name the term; a title that
+        # does, even inside a longer matched phrase, has said it already.
+        from_keywords = index in keywords and not hits[index][_TITLE]
+        titles = title.get(index, 0) + (1 if from_keywords else 0)
+        if not titles and index not in abstract:
+            continue  # only in keywords that restate the title
+        x = TITLE_WEIGHT * titles + abstract.get(index, 0) * document.norm
         contributions.append((TERM_WEIGHT * x * (K1 + 1) / (x + K1), index))
     total = round(sum(value for value, _ in contributions), 4)
     best_first = sorted(contributions, key=lambda item: (-item[0], item[1]))
@@ -315,10 +364,10 @@ def _score_document(document: _Document, topic: _Topic) -> tuple[float, list[str
 def score(paper: Paper, topic: Topic) -> tuple[float, list[str]]:
     """How well ``paper`` fits ``topic``, and the topic's terms that matched, best first.
 
-    Pure: reads ``paper.title``, ``paper.abstract`` and ``topic.term_list`` only. A
-    score of ``settings.PAPERBOY_MATCH_THRESHOLD`` or more puts the paper in the topic.
+    Pure: reads the paper's PAPER_FIELDS and ``topic.term_list`` only. A score of
+    ``settings.PAPERBOY_MATCH_THRESHOLD`` or more puts the paper in the topic.
     """
-    document = _Document.of(paper.title, paper.abstract)
+    document = _Document.of_paper(paper)
     return _score_document(document, _Topic.of(topic.term_list))
 
 
@@ -432,7 +481,7 @@ def preview(
     results = []
     for paper in papers:
         lexical = {}
-        total, terms = _score_document(_Document.of(paper.title, paper.abstract), topic)
+        total, terms = _score_document(_Document.of_paper(paper), topic)
         if total > 0:
             lexical[0] = (total, terms)
         meaning = {}
@@ -522,7 +571,7 @@ def score_papers(papers: Iterable[Paper]) -> int:
             batch = papers[start : start + WRITE_BATCH]
             scored = {}
             for paper in batch:
-                lexical = index.scores(_Document.of(paper.title, paper.abstract))
+                lexical = index.scores(_Document.of_paper(paper))
                 meaning = (
                     topic_vectors.scores(vectors[paper.pk])
                     if topic_vectors is not None and paper.pk in vectors
@@ -563,9 +612,7 @@ def rescore_topic(
         # next re-embedding gives the topic new ones.
         TopicEmbedding.objects.filter(topic=topic).delete()
     compiled = _Topic.of(topic.term_list)
-    papers = (
-        Paper.objects.filter(ingested_at__gte=since).order_by("pk").only("pk", "title", "abstract")
-    )
+    papers = Paper.objects.filter(ingested_at__gte=since).order_by("pk").only(*PAPER_FIELDS)
     scored = {}
     # A batch of papers' vectors at a time: a month of papers, whole and by sentence,
     # is tens of megabytes.
@@ -573,7 +620,7 @@ def rescore_topic(
         _, vectors, topic_vectors = _semantic_inputs([paper.pk for paper in batch], [topic.pk])
         for paper in batch:
             lexical = {}
-            total, terms = _score_document(_Document.of(paper.title, paper.abstract), compiled)
+            total, terms = _score_document(_Document.of_paper(paper), compiled)
             if total > 0:
                 lexical[topic.pk] = (total, terms)
             meaning = (

@@ -1,14 +1,14 @@
 """Matching by meaning: paper and topic vectors, and how far a paper stands out.
 
-A topic is embedded phrase by phrase (each term; a curated topic's name too), a paper
-as a whole and sentence by sentence, and a paper's similarity to the topic is that of
-its closest phrase (``similarities()``). Raw similarities are not comparable between
-topics: with the whole text alone, "RLHF" was about 0.06 from a typical abstract of
-the sample page and 0.17 from the best one, "robots learning from demonstrations" 0.27
-and 0.58. So each topic remembers the distribution of its similarities over the papers
-stored when it was embedded (median and MAD, which the few relevant papers do not
-move), and a paper's semantic evidence is how many spreads it stands above that centre
-(``evidence()``).
+A topic is embedded phrase by phrase (each term; a curated topic's name too), a paper as
+a whole and chunk by chunk (its title, its keywords, each sentence of its abstract), and
+a paper's similarity to the topic is that of its closest phrase (``similarities()``).
+Raw similarities are not comparable between topics: with the whole text alone, "RLHF"
+was about 0.06 from a typical abstract of the sample page and 0.17 from the best one,
+"robots learning from demonstrations" 0.27 and 0.58. So each topic remembers the
+distribution of its similarities over the papers stored when it was embedded (median and
+MAD, which the few relevant papers do not move), and a paper's semantic evidence is how
+many spreads it stands above that centre (``evidence()``).
 
 An acronym says little to a small model ("RLHF" is four word pieces), so before a
 phrase is embedded, an acronym in it is spelled out the way the stored abstracts
@@ -64,7 +64,8 @@ def evidence(similarity, center, spread):
 
 def embed_papers(papers: Iterable[Paper]) -> int:
     """Embed the papers that have no vector from the current model, whole and by
-    sentence (``embeddings.paper_chunks``); returns how many."""
+    chunk (``embeddings.paper_chunks``: title, keywords, sentences); returns how many.
+    Reads their ``matching.PAPER_FIELDS``."""
     encoder = embeddings.encoder()
     if encoder is None:
         return 0
@@ -77,8 +78,10 @@ def embed_papers(papers: Iterable[Paper]) -> int:
     todo = [paper for pk, paper in papers.items() if pk not in current]
     for start in range(0, len(todo), EMBED_BATCH):
         batch = todo[start : start + EMBED_BATCH]
-        vectors = encoder.encode([embeddings.paper_text(p.title, p.abstract) for p in batch])
-        chunks = [embeddings.paper_chunks(p.title, p.abstract) for p in batch]
+        vectors = encoder.encode(
+            [embeddings.paper_text(p.title, p.abstract, p.ai_keywords or []) for p in batch]
+        )
+        chunks = [embeddings.paper_chunks(p.title, p.abstract, p.ai_keywords or []) for p in batch]
         flat = encoder.encode([chunk for texts in chunks for chunk in texts])
         rows, offset = [], 0
         for paper, vector, texts in zip(batch, vectors, chunks, strict=True):
@@ -103,7 +106,7 @@ def embed_papers(papers: Iterable[Paper]) -> int:
 @dataclass(frozen=True, slots=True)
 class PaperVectors:
     whole: np.ndarray  # (dimensions,)
-    parts: np.ndarray  # (chunks, dimensions): the title and the abstract's sentences
+    parts: np.ndarray  # (chunks, dimensions): title, keywords, the abstract's sentences
 
     @classmethod
     def of(cls, vector: bytes, chunks: bytes) -> PaperVectors:
@@ -126,9 +129,10 @@ def paper_vectors(paper_ids: Iterable[int], model: str) -> dict[int, PaperVector
 
 def similarities(phrases: np.ndarray, paper: PaperVectors) -> np.ndarray:
     """Each phrase's similarity to a paper: the mean of its cosine with the whole text
-    and with the closest sentence (or the title). Either alone ranks worse: on the
-    labelled interests of bench/relevance.json, mean average precision 0.71 for the
-    whole text, 0.73 for the closest sentence, 0.81 for their mean."""
+    and with the closest chunk (a sentence, the title or the keywords). Either alone
+    ranks worse: on the labelled interests of bench/relevance.json, mean average
+    precision 0.71 for the whole text, 0.73 for the closest sentence, 0.81 for their
+    mean."""
     return (phrases @ paper.whole + (phrases @ paper.parts.T).max(axis=1)) / 2
 
 

@@ -39,7 +39,7 @@ def embed_papers(paper_ids: list[int]) -> int:
     """Embed and rescore papers imported from a web request (the admin's import page),
     which must not wait for the model."""
     return matching.embed_and_rescore(
-        Paper.objects.filter(pk__in=paper_ids).only("pk", "title", "abstract")
+        Paper.objects.filter(pk__in=paper_ids).only(*matching.PAPER_FIELDS)
     )
 
 
@@ -63,7 +63,7 @@ def reembed(batch: int = 200, changed: bool = False) -> dict[str, int]:
         Paper.objects.filter(ingested_at__gte=since)
         .exclude(embedding__model=name)
         .order_by("-ingested_at", "-pk")
-        .only("pk", "title", "abstract")[:batch]
+        .only(*matching.PAPER_FIELDS)[:batch]
     )
     if papers:
         embedded = semantic.embed_papers(papers)
@@ -87,7 +87,7 @@ def rescore_window(after: int = 0, batch: int = 500) -> int:
     papers = list(
         Paper.objects.filter(ingested_at__gte=since, pk__gt=after)
         .order_by("pk")
-        .only("pk", "title", "abstract")[:batch]
+        .only(*matching.PAPER_FIELDS)[:batch]
     )
     matching.score_papers(papers)
     if len(papers) == batch:

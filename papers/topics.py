@@ -56,7 +56,7 @@ def preview_terms(
     papers = (
         Paper.objects.filter(ingested_at__gte=since)
         .order_by("-ingested_at", "-pk")
-        .only("pk", "title", "abstract", "arxiv_id", "abstract_url", "hidden", "ingested_at")
+        .only(*matching.PAPER_FIELDS, "arxiv_id", "abstract_url", "hidden", "ingested_at")
     )
     # The name and kind in the form, when given: a curated topic's name is a phrase too.
     name = name or (topic.name if topic is not None else "")

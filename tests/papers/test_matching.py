@@ -287,8 +287,8 @@ def test_matched_terms_say_why_best_first():
 # Scoring ---------------------------------------------------------------------------
 
 
-def paper(title: str, abstract: str = "") -> Paper:
-    return Paper(title=title, abstract=abstract)
+def paper(title: str, abstract: str = "", keywords: list[str] | None = None) -> Paper:
+    return Paper(title=title, abstract=abstract, ai_keywords=keywords or [])
 
 
 FILLER = (
@@ -360,6 +360,111 @@ def test_a_topic_scores_each_term_once_however_it_is_spelled():
     twice = score(paper("LLMs as judges"), Topic(terms="LLM\nLLMs\n  LLM  "))
 
     assert one == twice
+
+
+# Keywords --------------------------------------------------------------------------
+
+
+def test_a_term_only_in_the_keywords_scores_as_in_the_title():
+    one = Topic(terms="catastrophic forgetting")
+    two = Topic(terms="catastrophic forgetting\nreplay buffer")  # the path for several hits
+    abstract = FILLER + "We keep a replay buffer."
+    keywords = ["continual learning", "catastrophic forgetting"]
+
+    for topic in (one, two):
+        in_keywords = score(paper("Agents that keep learning", abstract, keywords), topic)
+        in_title = score(paper("Agents without catastrophic forgetting", abstract), topic)
+        without = score(paper("Agents that keep learning", abstract), topic)
+
+        assert in_keywords == in_title
+        assert in_keywords[0] >= settings.PAPERBOY_MATCH_THRESHOLD > without[0]
+        assert in_keywords[1][0] == "catastrophic forgetting"  # the Why line names it
+
+
+def test_keywords_never_count_twice():
+    title = "Agents without catastrophic forgetting"
+    topic = Topic(terms="catastrophic forgetting")
+    # The title names it already: the keywords add nothing.
+    assert score(paper(title, FILLER, ["catastrophic forgetting"]), topic) == score(
+        paper(title, FILLER), topic
+    )
+    # However many keywords name a term, they are one title hit.
+    learning = Topic(terms="learning")
+    many = ["continual learning", "deep learning", "meta-learning", "learning rates"]
+    assert score(paper("Agents", FILLER, many), learning) == score(
+        paper("Agents", FILLER, many[:1]), learning
+    )
+    # A title that names a term inside a longer matched phrase has named it too.
+    rl = Topic(terms="offline reinforcement learning\nreinforcement learning")
+    offline = "Offline reinforcement learning from logs"
+    assert score(paper(offline, FILLER, ["reinforcement learning"]), rl) == score(
+        paper(offline, FILLER), rl
+    )
+    # Within the keywords too, a phrase inside a longer one counts for the longer one.
+    assert score(paper("Agents", FILLER, ["offline reinforcement learning"]), rl) == (
+        score(paper(offline, FILLER), rl)
+    )
+
+
+def test_a_phrase_never_matches_across_two_keywords():
+    agents = paper("Agents", FILLER, ["continual learning", "large language models"])
+
+    assert score(agents, Topic(terms="learning large")) == (0, [])
+    assert score(agents, Topic(terms="continual learning large")) == (0, [])
+    assert score(agents, Topic(terms="large language model"))[0] > 0
+    # Written as one keyword, the words do stand next to each other.
+    one_keyword = paper("Agents", FILLER, ["learning large models"])
+    assert score(one_keyword, Topic(terms="learning large"))[0] > 0
+
+
+@pytest.fixture
+def hf_daily(samples):
+    """The 58 papers of a real Hugging Face daily-papers feed, 56 with keywords."""
+    import_source(str(samples / "hf-daily-papers-2026-08-21.json"))
+
+
+@pytest.mark.usefixtures("hf_daily")
+def test_keywords_count_alike_at_import_in_a_rescore_and_in_a_preview():
+    def stored():
+        return sorted(
+            PaperTopic.objects.values_list("paper_id", "topic_id", "score", "matched_terms")
+        )
+
+    at_import = stored()
+    papers, topics = Paper.objects.in_bulk(), Topic.objects.in_bulk()
+    # The keywords made a difference: rows that score more than the words alone give.
+    raised = 0
+    for paper_id, topic_id, total, _ in at_import:
+        words = paper(papers[paper_id].title, papers[paper_id].abstract)
+        raised += total > score(words, topics[topic_id])[0]
+    assert raised >= 10
+
+    for topic in topics.values():
+        rescore_topic(topic)
+    assert stored() == at_import
+
+    for topic in topics.values():
+        shown = preview(topic.term_list, Paper.objects.all())
+        assert sorted((p.pk, topic.pk, row.score, row.terms) for p, row in shown) == [
+            row for row in at_import if row[1] == topic.pk
+        ]
+        for paper_, row in shown:
+            assert score(paper_, topic) == (row.score, row.terms)
+
+
+@pytest.mark.usefixtures("fields_left_out_raise")
+def test_rescoring_loads_the_papers_keywords_with_them():
+    from papers.tasks import rescore_window
+
+    topic = TopicFactory(terms="catastrophic forgetting")
+    found = PaperFactory(title="Agents", abstract=FILLER, ai_keywords=["catastrophic forgetting"])
+    PaperTopic.objects.all().delete()
+
+    rescore_topic(topic)
+    assert PaperTopic.objects.get(topic=topic).paper_id == found.pk
+    PaperTopic.objects.all().delete()
+    rescore_window.delay()
+    assert PaperTopic.objects.get(topic=topic).paper_id == found.pk
 
 
 # Rescoring -------------------------------------------------------------------------

@@ -100,12 +100,28 @@ def test_a_phrase_is_compared_with_the_whole_text_and_the_closest_sentence():
     paper = semantic.PaperVectors(unit(0, 1), np.vstack([unit(0, 1), unit(1, 0)]))
     assert semantic.similarities(phrase, paper)[0] == pytest.approx(0.5)
     assert embeddings.paper_chunks(
-        "A title", "First sentence is long enough. Short. Third sentence is long enough too."
+        "A title", "First sentence is long enough. Short. Third sentence is long enough too.", []
     ) == [
         "A title",
         "First sentence is long enough.",
         "Third sentence is long enough too.",
     ]
+
+
+def test_the_keywords_are_one_chunk_beside_the_title_and_push_no_sentence_out():
+    abstract = " ".join(f"Sentence number {n} is long enough." for n in range(30))
+    keywords = ["continual learning", "catastrophic forgetting"]
+
+    with_keywords = embeddings.paper_chunks("A title", abstract, keywords)
+    without = embeddings.paper_chunks("A title", abstract, [])
+
+    assert with_keywords[:2] == ["A title", "continual learning, catastrophic forgetting"]
+    assert with_keywords[2:] == without[1:]
+    assert len(without) == 1 + embeddings.MAX_SENTENCES
+    assert embeddings.paper_text("A title", "An abstract.", keywords) == (
+        "A title. continual learning, catastrophic forgetting. An abstract."
+    )
+    assert embeddings.paper_text("A title", "", []) == "A title"
 
 
 def test_acronyms_are_spelled_out_as_the_abstracts_define_them():
@@ -473,3 +489,81 @@ def test_renaming_a_curated_topic_embeds_its_new_name(fixed_model):
         "Message-passing networks",
         "message passing",
     ]
+
+
+@pytest.mark.django_db
+def test_a_paper_matches_by_the_meaning_of_its_keywords(fixed_model):
+    fixed_model.update(
+        {
+            "never forgetting old tasks": unit(1, 0),
+            "continual learning, catastrophic forgetting": unit(1, 0.1),
+            "Noise": unit(0, 0, 1),
+        }
+    )
+    abstract = "We train agents on a stream of tasks, one after another."
+    keyed = _paper(
+        "Agents that keep going",
+        abstract,
+        ai_keywords=["continual learning", "catastrophic forgetting"],
+    )
+    bare = _paper("Agents that keep going on", abstract)
+    noise = [_paper(f"Noise {n}", "Noise all along the way.") for n in range(40)]
+    matching.embed_and_rescore([keyed, bare, *noise])
+
+    # The title, the keywords and the one sentence.
+    stored = PaperEmbedding.objects.get(paper=keyed)
+    chunks = embeddings.from_bytes(stored.chunks, DIMENSIONS)
+    assert len(chunks) == 3
+    assert chunks[1] == pytest.approx(unit(1, 0.1))
+
+    topic = Topic.for_interest("never forgetting old tasks")
+    rows = {row.paper_id: row for row in PaperTopic.objects.matching().filter(topic=topic)}
+    assert set(rows) == {keyed.pk}
+    assert rows[keyed.pk].closest == "never forgetting old tasks"
+
+
+@pytest.mark.django_db
+def test_a_paper_whose_keywords_change_is_embedded_again(fixed_model, tmp_path):
+    import json
+
+    from papers import importers
+
+    fixed_model.update({"Graph nets": unit(0, 1), "message passing": unit(1, 0)})
+    page = tmp_path / "page.json"
+    item = {"paper": {"id": "2401.00001", "title": "Graph nets", "summary": ""}}
+    page.write_text(json.dumps([item]))
+    importers.import_source(str(page))
+    paper = Paper.objects.get(arxiv_id="2401.00001")
+    assert (
+        len(embeddings.from_bytes(PaperEmbedding.objects.get(paper=paper).chunks, DIMENSIONS)) == 1
+    )
+
+    item["paper"]["ai_keywords"] = ["message passing"]
+    page.write_text(json.dumps([item]))
+    importers.import_source(str(page))
+
+    chunks = embeddings.from_bytes(PaperEmbedding.objects.get(paper=paper).chunks, DIMENSIONS)
+    assert len(chunks) == 2
+    assert chunks[1] == pytest.approx(unit(1, 0))
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("fields_left_out_raise")
+def test_the_embedding_tasks_load_the_papers_keywords_with_them(fixed_model):
+    from papers import tasks
+
+    fixed_model.update({"Paper": unit(0, 1), "graph nets": unit(1, 0)})
+    papers = [_paper(f"Paper {n}", ai_keywords=["graph nets"]) for n in range(3)]
+
+    def keyword_chunks() -> np.ndarray:
+        rows = PaperEmbedding.objects.order_by("paper_id").values_list("chunks", flat=True)
+        return np.vstack([embeddings.from_bytes(chunks, DIMENSIONS)[1] for chunks in rows])
+
+    tasks.embed_papers([paper.pk for paper in papers])
+    assert keyword_chunks() == pytest.approx(np.vstack([unit(1, 0)] * 3))
+
+    embeddings.encoder().name = "a-larger-model"  # what a new PAPERBOY_EMBEDDING_MODEL gives
+    embeddings.current_name = lambda: "a-larger-model"
+    tasks.reembed.delay(batch=2)
+    assert set(PaperEmbedding.objects.values_list("model", flat=True)) == {"a-larger-model"}
+    assert keyword_chunks() == pytest.approx(np.vstack([unit(1, 0)] * 3))
