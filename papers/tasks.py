@@ -15,7 +15,10 @@ def import_feeds() -> dict[str, str]:
 
 @shared_task(name="papers.import_feed")
 def import_feed(url: str, attempt: int) -> str:
-    """Another try at a feed that could not be fetched."""
+    """Another try at a feed that could not be fetched, unless it was taken out of the
+    configuration meanwhile."""
+    if url not in feeds.urls():
+        return "no longer configured"
     return _import_feed(url, attempt)
 
 

@@ -306,3 +306,11 @@ def test_a_feed_never_tried_is_what_a_starting_worker_imports(feed_server, sampl
     assert not feeds.never_tried()
     settings.PAPERBOY_ARXIV_CATEGORIES = ["cs.LG"]
     assert feeds.never_tried(), "a feed just added is new too"
+
+
+def test_a_retry_of_a_feed_taken_out_meanwhile_fetches_nothing(feed_server, settings):
+    _, base = feed_server
+    settings.PAPERBOY_FEED_URLS = [f"{base}/api/daily_papers"]
+
+    assert tasks.import_feed(f"{base}/gone.json", 1) == "no longer configured"
+    assert not ImportRun.objects.exists()
