@@ -89,7 +89,7 @@ def statuses() -> list[FeedStatus]:
     """Each configured feed with its last successful and its last failed import."""
     found = []
     for url in urls():
-        runs = ImportRun.objects.filter(source=url[:1000])
+        runs = ImportRun.objects.filter(source=_source(url))
         found.append(
             FeedStatus(
                 url=url,
@@ -103,12 +103,14 @@ def statuses() -> list[FeedStatus]:
 
 def never_tried() -> bool:
     """Whether a configured feed has no import run at all, failed or not."""
-    tried = set(
-        ImportRun.objects.filter(source__in=[u[:1000] for u in urls()])
-        .values_list("source", flat=True)
-        .distinct()
-    )
-    return any(url[:1000] not in tried for url in urls())
+    sources = [_source(url) for url in urls()]
+    tried = ImportRun.objects.filter(source__in=sources).values_list("source", flat=True)
+    return not set(tried).issuperset(sources)
+
+
+def _source(url: str) -> str:
+    """The feed as its import runs name it (``ImportRun.source`` holds 1,000 characters)."""
+    return url[:1000]
 
 
 def import_feed(url: str, attempt: int = 0) -> tuple[str, float | None]:
@@ -132,7 +134,7 @@ def import_feed(url: str, attempt: int = 0) -> tuple[str, float | None]:
     except Exception as exc:  # a bug or a busy database: record it, go on with the next
         log.exception("importing %s", url)
         ImportRun.objects.create(
-            source=url[:1000],
+            source=_source(url),
             format="auto",
             status=ImportRun.Status.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:10_000],
