@@ -5,6 +5,7 @@ is a lookup over the subscriber's topics, not a search.
 """
 
 import datetime as dt
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -89,56 +90,84 @@ def compose_many(
         for topic_id in topic_ids:
             affinity[subscriber_id][topic_id] += vote
 
-    ranked: dict[int, list[Pick]] = {}
+    # Each subscriber's matches, by paper: (score, topic, terms, closest) per topic.
+    found: dict[int, dict[int, list[tuple[float, Topic, list[str], str]]]] = {}
+    brought: dict[int, list[Pick]] = {}
     needed: set[int] = set()
     for subscriber_id, topic_ids in follows.items():
         start, already = since[subscriber_id], sent[subscriber_id]
         matches: dict[int, list[tuple[float, Topic, list[str], str]]] = defaultdict(list)
         for topic_id in topic_ids:
+            topic = topics[topic_id]
             for paper_id, score, terms, closest in by_topic.get(topic_id, ()):
                 if ingested[paper_id] > start and paper_id not in already:
-                    matches[paper_id].append((score, topics[topic_id], terms, closest))
-        candidates = []
-        for paper_id, found in matches.items():
-            # The strongest match first: it sets the relevance and leads the reason.
-            found.sort(key=lambda match: (-match[0], match[1].name))
-            pick = Pick(
-                paper=paper_id,
-                relevance=found[0][0] + EXTRA_TOPIC_BONUS * (len(found) - 1),
-                topics=[topic for _, topic, _, _ in found],
-                evidence=[(terms, closest) for _, _, terms, closest in found],
-            )
-            for _, _, terms, _ in found:
-                pick.terms += [term for term in terms if term not in pick.terms]
-            candidates.append(pick)
+                    matches[paper_id].append((score, topic, terms, closest))
         eligible = {
             paper_id
             for paper_id in readers.ingested
             if readers.ingested[paper_id] > start and paper_id not in already
         }
-        candidates += readers.rerank(subscriber_id, candidates, eligible)
-        ranked[subscriber_id] = candidates
-        needed.update(pick.paper for pick in candidates)
-        needed.update(pick.liked_id for pick in candidates if pick.liked_id)
+        found[subscriber_id] = matches
+        brought[subscriber_id] = readers.rerank(subscriber_id, matches, eligible)
+        needed.update(matches)
+        needed.update(pick.paper for pick in brought[subscriber_id])
+        needed.update(pick.liked_id for pick in brought[subscriber_id])
     papers = Paper.objects.in_bulk(needed)
-    for subscriber_id, candidates in ranked.items():
-        votes_by_topic = affinity.get(subscriber_id, {})
-        for pick in candidates:
-            pick.paper = papers[pick.paper]
-            votes = sum(votes_by_topic.get(topic.pk, 0) for topic in pick.topics)
-            votes = max(-FEEDBACK_CAP, min(FEEDBACK_CAP, votes))
-            pick.score = (
-                pick.relevance
-                + UPVOTE_WEIGHT * math.log1p(pick.paper.upvotes)
-                + (FEATURED_BOOST if pick.paper.featured else 0.0)
-                + FEEDBACK_WEIGHT * votes
-                + readers.boost(subscriber_id, pick.paper.pk)
+    upvoted = {pk: UPVOTE_WEIGHT * math.log1p(paper.upvotes) for pk, paper in papers.items()}
+    featured = {pk: FEATURED_BOOST if paper.featured else 0.0 for pk, paper in papers.items()}
+
+    def score(subscriber_id: int, paper_id: int, relevance: float, matched: Iterable[Topic]):
+        votes_by_topic = affinity.get(subscriber_id)
+        votes = sum(votes_by_topic.get(topic.pk, 0) for topic in matched) if votes_by_topic else 0
+        votes = max(-FEEDBACK_CAP, min(FEEDBACK_CAP, votes))
+        return (
+            relevance
+            + upvoted[paper_id]
+            + featured[paper_id]
+            + FEEDBACK_WEIGHT * votes
+            + readers.boost(subscriber_id, paper_id)
+        )
+
+    for subscriber_id, matches in found.items():
+        # Every candidate is scored; only the few that go in become a Pick with its
+        # reason: a reader's topics can match hundreds of papers in a window.
+        scored = []
+        for paper_id, evidence in matches.items():
+            relevance = max(match[0] for match in evidence) + EXTRA_TOPIC_BONUS * (
+                len(evidence) - 1
             )
-            if pick.liked_id in papers:
-                pick.liked = papers[pick.liked_id].title
-        candidates.sort(key=lambda p: (-p.score, -p.paper.upvotes, p.paper.pk))
-        picks[subscriber_id] = candidates[: subscribers[subscriber_id].max_papers]
+            matched = (match[1] for match in evidence)
+            scored.append((score(subscriber_id, paper_id, relevance, matched), paper_id, evidence))
+        for pick in brought[subscriber_id]:
+            scored.append((score(subscriber_id, pick.paper, pick.relevance, ()), pick.paper, pick))
+        best = heapq.nsmallest(
+            subscribers[subscriber_id].max_papers,
+            scored,
+            key=lambda entry: (-entry[0], -papers[entry[1]].upvotes, entry[1]),
+        )
+        picks[subscriber_id] = [_pick(entry, papers) for entry in best]
     return picks
+
+
+def _pick(entry: tuple, papers: dict[int, Paper]) -> Pick:
+    total, paper_id, evidence = entry
+    if isinstance(evidence, Pick):  # brought in by the reader's model
+        pick = evidence
+    else:
+        # The strongest match first: it sets the relevance and leads the reason.
+        evidence = sorted(evidence, key=lambda match: (-match[0], match[1].name))
+        pick = Pick(
+            paper=paper_id,
+            relevance=evidence[0][0] + EXTRA_TOPIC_BONUS * (len(evidence) - 1),
+            topics=[topic for _, topic, _, _ in evidence],
+            evidence=[(terms, closest) for _, _, terms, closest in evidence],
+        )
+        for _, _, terms, _ in evidence:
+            pick.terms += [term for term in terms if term not in pick.terms]
+    pick.paper, pick.score = papers[paper_id], total
+    if pick.liked_id in papers:
+        pick.liked = papers[pick.liked_id].title
+    return pick
 
 
 def _window_starts(subscribers: list, until: dt.datetime, exclude: Iterable[int]) -> dict:

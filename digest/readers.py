@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Container
 
 import numpy as np
 from django.conf import settings
@@ -167,9 +168,9 @@ class ReaderModels:
                 readers.liked[paper_id] = embeddings.from_bytes(vector)
         return readers
 
-    def rerank(self, subscriber_id: int, candidates: list, eligible: set[int]) -> list:
+    def rerank(self, subscriber_id: int, have: Container[int], eligible: set[int]) -> list:
         """Score the reader's eligible papers with their model; returns the picks it
-        brings in that no topic matched."""
+        brings in among those not in ``have`` (the papers a topic matched)."""
         model = self.models.get(subscriber_id)
         ids = [paper_id for paper_id in eligible if paper_id in self.vectors]
         if model is None or not ids:
@@ -182,7 +183,6 @@ class ReaderModels:
         if not liked_ids:
             return []
         liked = np.vstack([self.liked[paper_id] for paper_id in liked_ids])
-        have = {pick.paper for pick in candidates}
         brought = []
         for row, (paper_id, probability) in enumerate(zip(ids, probabilities, strict=True)):
             if paper_id in have or probability < BRING_IN_PROBABILITY:
