@@ -1,8 +1,11 @@
 """Signed links inside a digest: 👍/👎 feedback and "view in browser"."""
 
+from collections.abc import Callable
+
 from django.core import signing
 
-from subscriptions.links import token_url
+from papers.models import Paper
+from subscriptions.links import token_url, token_urls
 from subscriptions.tokens import signer
 
 FEEDBACK_SALT = "paperboy.digest.feedback"
@@ -10,9 +13,17 @@ VIEW_SALT = "paperboy.digest.view"
 
 
 def feedback_url(subscriber, paper, vote: int) -> str:
+    return feedback_urls(subscriber)(paper, vote)
+
+
+def feedback_urls(subscriber) -> Callable[[Paper, int], str]:
+    """``feedback_url`` for one subscriber's papers, with what every link shares (the
+    signer, the route, the key) looked up once: a digest has two per paper."""
     # What signing.dumps() makes, with a signer made once per salt and key.
-    token = signer(FEEDBACK_SALT).sign_object({"s": subscriber.key.hex, "p": paper.pk, "v": vote})
-    return token_url("digest:feedback", token)
+    sign = signer(FEEDBACK_SALT).sign_object
+    url = token_urls("digest:feedback")
+    key = subscriber.key.hex
+    return lambda paper, vote: url(sign({"s": key, "p": paper.pk, "v": vote}))
 
 
 def view_url(digest) -> str:

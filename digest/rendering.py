@@ -185,11 +185,11 @@ def render_digest(
     subscriber = digest.subscriber
     reasons = reasons or [pick.reason for pick in picks]
     html_blocks, text_blocks = [], []
+    feedback_url = digest_links.feedback_urls(subscriber)
     for position, (pick, reason) in enumerate(zip(picks, reasons, strict=True), 1):
         paper = pick.paper
         html, text = _paper_parts(Shown.of(paper), web)
-        up = digest_links.feedback_url(subscriber, paper, 1)
-        down = digest_links.feedback_url(subscriber, paper, -1)
+        up, down = feedback_url(paper, 1), feedback_url(paper, -1)
         values = {"up": up, "down": down, "reason": reason, "position": str(position)}
         text_blocks.append(_fill(text, values))
         html_blocks.append(_fill(html, {name: escape(value) for name, value in values.items()}))

@@ -13,11 +13,15 @@ import base64
 import binascii
 import secrets
 from email.utils import formataddr, formatdate, parseaddr
+from functools import lru_cache
 
 # RFC 5322: a line, header or body, is at most 998 characters plus CRLF.
 MAX_LINE = 998
 
 
+# The sender's, in every message, and each recipient's, asked for its header and for
+# the envelope: parsing an address costs more than the rest of the headers together.
+@lru_cache(maxsize=256)
 def address(value: str) -> tuple[str, str]:
     """(header form, envelope form) of an address: a display name encoded if it
     needs to be, the domain in IDNA."""
