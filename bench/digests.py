@@ -74,6 +74,9 @@ def _environment(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "PAPERBOY_QUEUE": QUEUE,
+        # The worker would import the default feeds as it starts, beside the digests.
+        "PAPERBOY_FEED_URLS": "",
+        "PAPERBOY_ARXIV_CATEGORIES": "",
         "PAPERBOY_VAR_DIR": var_dir,
         "SITE_URL": "https://papers.bench.example",
         "SECRET_KEY": "bench-" + "x" * 50,
