@@ -137,9 +137,11 @@ def compose_many(
                 len(evidence) - 1
             )
             matched = (match[1] for match in evidence)
-            scored.append((score(subscriber_id, paper_id, relevance, matched), paper_id, evidence))
+            total = score(subscriber_id, paper_id, relevance, matched)
+            scored.append((total, paper_id, relevance, evidence))
         for pick in brought[subscriber_id]:
-            scored.append((score(subscriber_id, pick.paper, pick.relevance, ()), pick.paper, pick))
+            total = score(subscriber_id, pick.paper, pick.relevance, ())
+            scored.append((total, pick.paper, pick.relevance, pick))
         best = heapq.nsmallest(
             subscribers[subscriber_id].max_papers,
             scored,
@@ -150,15 +152,15 @@ def compose_many(
 
 
 def _pick(entry: tuple, papers: dict[int, Paper]) -> Pick:
-    total, paper_id, evidence = entry
+    total, paper_id, relevance, evidence = entry
     if isinstance(evidence, Pick):  # brought in by the reader's model
         pick = evidence
     else:
-        # The strongest match first: it sets the relevance and leads the reason.
+        # The strongest match first: it leads the reason.
         evidence = sorted(evidence, key=lambda match: (-match[0], match[1].name))
         pick = Pick(
             paper=paper_id,
-            relevance=evidence[0][0] + EXTRA_TOPIC_BONUS * (len(evidence) - 1),
+            relevance=relevance,
             topics=[topic for _, topic, _, _ in evidence],
             evidence=[(terms, closest) for _, _, terms, closest in evidence],
         )
