@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ def _ndcg(gains: list[int], ideal: list[int]) -> float:
     return dcg(gains) / best if best else 0.0
 
 
+@cache  # asked for every label of a source, and again for each mode
 def without_keywords(source: str) -> bytes | None:
     """A Hugging Face JSON source with every paper's ``ai_keywords`` taken out; None
     when the source has none to take out."""

@@ -116,32 +116,32 @@ def compose_many(
     upvoted = {pk: UPVOTE_WEIGHT * math.log1p(paper.upvotes) for pk, paper in papers.items()}
     featured = {pk: FEATURED_BOOST if paper.featured else 0.0 for pk, paper in papers.items()}
 
-    def score(subscriber_id: int, paper_id: int, relevance: float, matched: Iterable[Topic]):
-        votes_by_topic = affinity.get(subscriber_id)
-        votes = sum(votes_by_topic.get(topic.pk, 0) for topic in matched) if votes_by_topic else 0
-        votes = max(-FEEDBACK_CAP, min(FEEDBACK_CAP, votes))
-        return (
-            relevance
-            + upvoted[paper_id]
-            + featured[paper_id]
-            + FEEDBACK_WEIGHT * votes
-            + readers.boost(subscriber_id, paper_id)
-        )
-
     for subscriber_id, matches in found.items():
         # Every candidate is scored; only the few that go in become a Pick with its
         # reason: a reader's topics can match hundreds of papers in a window.
-        scored = []
-        for paper_id, evidence in matches.items():
-            relevance = max(match[0] for match in evidence) + EXTRA_TOPIC_BONUS * (
-                len(evidence) - 1
+        candidates = [
+            (
+                paper_id,
+                max(m[0] for m in evidence) + EXTRA_TOPIC_BONUS * (len(evidence) - 1),
+                evidence,
             )
-            matched = (match[1] for match in evidence)
-            total = score(subscriber_id, paper_id, relevance, matched)
+            for paper_id, evidence in matches.items()
+        ] + [(pick.paper, pick.relevance, pick) for pick in brought[subscriber_id]]
+        votes_by_topic = affinity.get(subscriber_id)
+        scored = []
+        for paper_id, relevance, evidence in candidates:
+            votes = 0
+            if votes_by_topic and not isinstance(evidence, Pick):
+                votes = sum(votes_by_topic.get(match[1].pk, 0) for match in evidence)
+                votes = max(-FEEDBACK_CAP, min(FEEDBACK_CAP, votes))
+            total = (
+                relevance
+                + upvoted[paper_id]
+                + featured[paper_id]
+                + FEEDBACK_WEIGHT * votes
+                + readers.boost(subscriber_id, paper_id)
+            )
             scored.append((total, paper_id, relevance, evidence))
-        for pick in brought[subscriber_id]:
-            total = score(subscriber_id, pick.paper, pick.relevance, ())
-            scored.append((total, pick.paper, pick.relevance, pick))
         best = heapq.nsmallest(
             subscribers[subscriber_id].max_papers,
             scored,

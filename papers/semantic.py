@@ -78,10 +78,9 @@ def embed_papers(papers: Iterable[Paper]) -> int:
     todo = [paper for pk, paper in papers.items() if pk not in current]
     for start in range(0, len(todo), EMBED_BATCH):
         batch = todo[start : start + EMBED_BATCH]
-        vectors = encoder.encode(
-            [embeddings.paper_text(p.title, p.abstract, p.ai_keywords or []) for p in batch]
-        )
-        chunks = [embeddings.paper_chunks(p.title, p.abstract, p.ai_keywords or []) for p in batch]
+        fields = [(p.title, p.abstract, p.ai_keywords or []) for p in batch]
+        vectors = encoder.encode([embeddings.paper_text(*paper) for paper in fields])
+        chunks = [embeddings.paper_chunks(*paper) for paper in fields]
         flat = encoder.encode([chunk for texts in chunks for chunk in texts])
         rows, offset = [], 0
         for paper, vector, texts in zip(batch, vectors, chunks, strict=True):
